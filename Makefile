@@ -1,0 +1,41 @@
+# Two entry points on a fresh Debian/Ubuntu machine: `make demo` and `make test`. Both bootstrap what they need
+# (espeak-ng from apt, .venv from constraints/dev.txt) and are idempotent.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.bootstrapped
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint format bootstrap system-deps clean
+
+demo: bootstrap
+	$(PY) -m ishowtts_ros.demo
+
+test: bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: bootstrap
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bootstrap: system-deps $(STAMP)
+
+system-deps:
+	@command -v espeak-ng >/dev/null || { \
+		echo "installing espeak-ng (the CPU fallback voice) and PortAudio with apt-get"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq espeak-ng libportaudio2 >/dev/null; }
+
+$(STAMP): constraints/dev.txt requirements-dev.txt setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints/dev.txt -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) demo_output build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,284 @@
+"""Engine plugin API shared by the CLI, the ROS node, the Wyoming server and the benchmark.
+
+An engine turns text into a stream of :class:`AudioChunk` objects, one per text chunk, so callers can start playing
+the first sentence while later ones are still being synthesized. Engines are registered as entry points in the group
+``ishowtts_ros.engines`` (in the spirit of Home Assistant's TTS platforms) and created by name.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ishowtts_ros.audio import StreamingCrossfader
+from ishowtts_ros.errors import EngineError, SynthesisCancelled
+from ishowtts_ros.text import normalize_text, split_text
+from ishowtts_ros.voices import Voice, VoiceRegistry
+
+LOG = logging.getLogger(__name__)
+ENTRY_POINT_GROUP = "ishowtts_ros.engines"
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One tunable synthesis option with its type and valid range (used for validation and ROS descriptors)."""
+
+    name: str
+    kind: type
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    description: str = ""
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` coerced to the option's type, or raise :class:`EngineError` saying why it is refused."""
+        if self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                else:
+                    raise EngineError(f"option {self.name} must be an integer, got {value!r}")
+            value = int(value)
+        elif self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise EngineError(f"option {self.name} must be a number, got {value!r}")
+            value = float(value)
+            if not np.isfinite(value):
+                raise EngineError(f"option {self.name} must be finite, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise EngineError(f"option {self.name}={value} is below the minimum {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise EngineError(f"option {self.name}={value} is above the maximum {self.maximum}")
+        return value
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """One piece of an utterance's audio: mono float32 PCM in [-1, 1] plus where it sits and how long it took."""
+
+    samples: np.ndarray
+    sample_rate: int
+    index: int
+    utterance_id: str
+    is_last: bool
+    text: str
+    synth_seconds: float
+    elapsed_seconds: float
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    def pcm16(self) -> np.ndarray:
+        """The chunk as signed 16-bit PCM (clipped), the wire format of the ROS topic and Wyoming."""
+        return (np.clip(self.samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+
+
+@dataclass
+class SynthesisResult:
+    """A whole utterance, joined from its chunks, with the figures every caller reports."""
+
+    samples: np.ndarray
+    sample_rate: int
+    utterance_id: str
+    synth_seconds: float
+    first_audio_seconds: float
+    chunks: int
+
+    @property
+    def audio_seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def rtf(self) -> float:
+        return self.synth_seconds / self.audio_seconds if self.audio_seconds else float("inf")
+
+
+@dataclass
+class EngineConfig:
+    """Start-up settings common to all engines; engine-specific ones go in ``extra``."""
+
+    voices_file: Path | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    checkpoint: str = ""
+    vocoder: str = ""
+    compile: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Engine(ABC):
+    """Base class of every TTS engine: validation, text splitting and chunk streaming live here, once."""
+
+    name: ClassVar[str]
+    supported_options: ClassVar[Mapping[str, OptionSpec]]
+    crossfade_seconds: ClassVar[float] = 0.15
+    first_chunk_chars: ClassVar[int] = 60
+    max_chunk_chars: ClassVar[int] = 180
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.registry = VoiceRegistry.load(self.config.voices_file)
+        self._lock = threading.Lock()
+
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int:
+        """Output sample rate in Hz."""
+
+    @property
+    def default_options(self) -> dict[str, Any]:
+        return {name: spec.default for name, spec in self.supported_options.items()}
+
+    def voices(self) -> list[Voice]:
+        return self.registry.voices()
+
+    def describe(self) -> dict[str, Any]:
+        """What diagnostics show about this engine (device, precision...)."""
+        return {"engine": self.name}
+
+    def resolve_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Merge ``options`` over the defaults; unknown names and bad values raise :class:`EngineError`."""
+        resolved = self.default_options
+        for key, value in (options or {}).items():
+            spec = self.supported_options.get(key)
+            if spec is None:
+                known = ", ".join(sorted(self.supported_options)) or "none"
+                raise EngineError(f"engine {self.name!r} has no option {key!r} (supported: {known})")
+            resolved[key] = spec.validate(value)
+        return resolved
+
+    def reload_voices(self) -> None:
+        """Re-read the voices file; engines drop cached per-voice work in :meth:`_voices_changed`."""
+        self.registry = VoiceRegistry.load(self.config.voices_file)
+        self._voices_changed()
+
+    def _voices_changed(self) -> None:
+        """Hook for engines with per-voice caches."""
+
+    def split(self, text: str, voice: Voice) -> list[str]:
+        """Sentence-sized chunks, the first kept short so audio starts early."""
+        return split_text(text, first_max_chars=self.first_chunk_chars, max_chars=self.max_chunk_chars)
+
+    def warmup(self) -> None:
+        """Run one short synthesis so the first real request is not slow."""
+        for _ in self.synthesize("Ready.", options=None):
+            pass
+
+    def close(self) -> None:
+        """Release the engine's resources."""
+
+    def synthesize(
+        self,
+        text: str,
+        voice: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        utterance_id: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[AudioChunk]:
+        """Stream ``text`` as audio chunks in order; the concatenation is the cross-faded whole utterance.
+
+        Validation happens before the first chunk is produced, so a bad request raises :class:`EngineError`
+        on the first ``next()``; a set ``cancel`` event raises :class:`SynthesisCancelled` between chunks.
+        """
+        start = time.perf_counter()
+        clean = normalize_text(text)
+        if not clean:
+            raise EngineError("text is empty (nothing speakable after removing whitespace and control characters)")
+        resolved_voice = self.registry.get(voice)
+        resolved = self.resolve_options(options)
+        pieces = self.split(clean, resolved_voice)
+        utterance_id = utterance_id or uuid.uuid4().hex[:12]
+        fader = StreamingCrossfader(int(self.crossfade_seconds * self.sample_rate))
+        last_mark = start
+        with self._lock:
+            waves = self._render(pieces, resolved_voice, resolved, cancel)
+            for index, wave in enumerate(waves):
+                if cancel is not None and cancel.is_set():
+                    raise SynthesisCancelled(f"utterance {utterance_id} cancelled")
+                is_last = index == len(pieces) - 1
+                out = fader.push(wave, is_last)
+                now = time.perf_counter()
+                yield AudioChunk(
+                    samples=out,
+                    sample_rate=self.sample_rate,
+                    index=index,
+                    utterance_id=utterance_id,
+                    is_last=is_last,
+                    text=pieces[index],
+                    synth_seconds=now - last_mark,
+                    elapsed_seconds=now - start,
+                )
+                last_mark = time.perf_counter()
+
+    def synthesize_all(
+        self, text: str, voice: str | None = None, options: Mapping[str, Any] | None = None
+    ) -> SynthesisResult:
+        """Synthesize a whole utterance (non-streaming callers: CLI, benchmark, tests)."""
+        start = time.perf_counter()
+        chunks: list[AudioChunk] = []
+        first_audio = 0.0
+        for chunk in self.synthesize(text, voice, options):
+            if not chunks:
+                first_audio = time.perf_counter() - start
+            chunks.append(chunk)
+        synth = time.perf_counter() - start
+        return SynthesisResult(
+            samples=np.concatenate([c.samples for c in chunks]).astype(np.float32),
+            sample_rate=self.sample_rate,
+            utterance_id=chunks[0].utterance_id,
+            synth_seconds=synth,
+            first_audio_seconds=first_audio,
+            chunks=len(chunks),
+        )
+
+    @abstractmethod
+    def _render(
+        self,
+        pieces: Sequence[str],
+        voice: Voice,
+        options: Mapping[str, Any],
+        cancel: threading.Event | None,
+    ) -> Iterator[np.ndarray]:
+        """Yield one mono float32 waveform per text piece, in order, as soon as each is ready."""
+
+
+def available_engines() -> dict[str, Any]:
+    """Installed engine entry points by name."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def create_engine(name: str, config: EngineConfig | None = None) -> Engine:
+    """Create an engine by entry-point name; ``auto`` picks f5 when a checkpoint is at hand, else espeak."""
+    config = config or EngineConfig()
+    engines = available_engines()
+    if name == "auto":
+        from ishowtts_ros.f5_checkpoint import f5_unavailable_reason
+
+        reason = f5_unavailable_reason(config.checkpoint, config.vocoder)
+        if reason is None and "f5" in engines:
+            name = "f5"
+        else:
+            LOG.warning(
+                "engine auto: using espeak because F5-TTS is not ready: %s. To use F5, set checkpoint to a local "
+                "model_1250000.safetensors (and vocoder to a local vocos-mel-24khz folder) or download them once "
+                "while online (huggingface SWivid/F5-TTS).",
+                reason,
+            )
+            name = "espeak"
+    if name not in engines:
+        known = ", ".join(sorted(engines)) + ", auto"
+        raise EngineError(f"unknown engine {name!r}; available: {known}")
+    engine_cls = engines[name].load()
+    return engine_cls(config)

@@ -1,0 +1,254 @@
+"""The F5-TTS engine: voice cloning from a reference clip, streamed sentence by sentence.
+
+Per-voice reference work (load, mono, RMS normalisation, resampling to 24 kHz, mel) is done once and cached. Text
+chunks follow upstream's duration estimate and text handling, so the mel equals upstream ``CFM.sample``'s for the
+same weights, seed, NFE and text. On CUDA, chunk k+1 is queued on the GPU before chunk k is handed to the caller,
+and each chunk's audio comes back through pinned memory, so the GPU never waits on the consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ishowtts_ros.engine import Engine, EngineConfig, OptionSpec
+from ishowtts_ros.errors import EngineError, VoiceError
+from ishowtts_ros.f5_checkpoint import f5_unavailable_reason
+from ishowtts_ros.f5_models import load_models
+from ishowtts_ros.f5_sampler import FlowSampler, SampleRequest
+from ishowtts_ros.voices import Voice
+
+LOG = logging.getLogger(__name__)
+
+SAMPLE_RATE = 24000
+HOP_LENGTH = 256
+TARGET_RMS = 0.1
+MIN_REFERENCE_RATE = 16000
+MAX_REFERENCE_SECONDS = 30.0
+MIN_REFERENCE_SECONDS = 1.0
+SILENCE_RMS = 1e-4
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+__all__ = ["F5Engine", "Reference", "f5_unavailable_reason"]
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A voice's prepared reference: its mel on the device and what the duration estimate needs."""
+
+    cond: torch.Tensor
+    frames: int
+    rms: float
+    text: str
+    text_bytes: int
+
+
+@dataclass
+class _Job:
+    """A chunk whose GPU work is queued; ``host`` fills once ``done`` has fired."""
+
+    host: torch.Tensor
+    done: torch.cuda.Event | None
+
+
+def resolve_device(device: str) -> torch.device:
+    if device in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise EngineError(f"device {device!r} requested but CUDA is not available (use device:=cpu or auto)")
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision in ("", "auto"):
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise EngineError(f"precision {precision!r} is not one of auto, {', '.join(PRECISIONS)}")
+    if device.type == "cpu" and precision != "fp32":
+        raise EngineError(f"precision {precision} is for CUDA devices; use fp32 on the CPU")
+    return PRECISIONS[precision]
+
+
+class F5Engine(Engine):
+    """F5-TTS (DiT flow matching + Vocos) with a speed-optimised sampler."""
+
+    name = "f5"
+    supported_options = {
+        "nfe_step": OptionSpec("nfe_step", int, 8, 2, 64, "flow steps (NFE): fewer is faster, more is cleaner"),
+        "cfg_strength": OptionSpec("cfg_strength", float, 2.0, 0.0, 10.0, "classifier-free guidance strength"),
+        "sway_sampling_coef": OptionSpec(
+            "sway_sampling_coef", float, -1.0, -1.0, 1.0, "sway sampling: <0 spends more steps early"
+        ),
+        "speed": OptionSpec("speed", float, 1.0, 0.3, 3.0, "speaking rate relative to the reference"),
+        "seed": OptionSpec("seed", int, -1, -1, 2**31 - 1, "noise seed; -1 draws a new one per chunk"),
+    }
+
+    def __init__(self, config: EngineConfig | None = None, models: tuple[nn.Module, nn.Module] | None = None):
+        super().__init__(config)
+        self.device = resolve_device(self.config.device)
+        self.dtype = resolve_precision(self.config.precision, self.device)
+        self.compiled = self.config.compile if self.config.compile is not None else self.device.type == "cuda"
+        started = time.perf_counter()
+        cfm, vocoder = models if models is not None else load_models(self.config.checkpoint, self.config.vocoder)
+        self.sampler = FlowSampler(cfm, self.device, self.dtype, compile_blocks=self.compiled)
+        self.vocoder = vocoder.to(self.device).float().eval()
+        self._decode = self.vocoder.decode
+        if self.compiled:
+            self._decode = torch.compile(self.vocoder.decode, dynamic=True)
+        self._references: dict[str, Reference] = {}
+        self._reference_lock = threading.Lock()
+        self.load_seconds = time.perf_counter() - started
+        LOG.info("f5 engine on %s (%s) loaded in %.1f s", self.device, self.precision, self.load_seconds)
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def precision(self) -> str:
+        return next(name for name, dtype in PRECISIONS.items() if dtype == self.dtype)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": self.name,
+            "device": str(self.device),
+            "precision": self.precision,
+            "compiled": self.compiled,
+            "checkpoint": self.config.checkpoint or "hub",
+        }
+
+    def warmup(self) -> None:
+        """Two lengths, so compiled kernels for dynamic shapes exist before the first real request."""
+        for text in ("Ready.", "The robot voice is warming up and will be ready in a moment."):
+            for _ in self.synthesize(text, options={"seed": 0}):
+                pass
+
+    def _voices_changed(self) -> None:
+        with self._reference_lock:
+            self._references.clear()
+
+    def reference(self, voice: Voice) -> Reference:
+        """The prepared reference of ``voice``: computed on first use, then served from memory (no audio I/O)."""
+        with self._reference_lock:
+            cached = self._references.get(voice.name)
+            if cached is None:
+                cached = self._prepare_reference(voice)
+                self._references[voice.name] = cached
+            return cached
+
+    def _prepare_reference(self, voice: Voice) -> Reference:
+        import soundfile as sf
+        import torchaudio
+
+        path = voice.audio_path()
+        where = f"voice {voice.name!r}: reference audio {path}"
+        if not path.is_file():
+            raise VoiceError(f"{where} does not exist (voices file {voice.source_file})")
+        try:
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise VoiceError(f"{where} cannot be read as audio: {exc}") from None
+        seconds = data.shape[0] / rate if rate else 0.0
+        if rate < MIN_REFERENCE_RATE:
+            raise VoiceError(f"{where} is sampled at {rate} Hz; use a clip recorded at {MIN_REFERENCE_RATE} Hz or more")
+        if seconds < MIN_REFERENCE_SECONDS or seconds > MAX_REFERENCE_SECONDS:
+            raise VoiceError(
+                f"{where} is {seconds:.1f} s long; use a clip of {MIN_REFERENCE_SECONDS:.0f}-12 s "
+                f"(at most {MAX_REFERENCE_SECONDS:.0f} s) with its exact transcript"
+            )
+        audio = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1)))[None]
+        level = float(torch.sqrt(torch.mean(torch.square(audio))))
+        if not np.isfinite(level) or level < SILENCE_RMS:
+            raise VoiceError(f"{where} is silent (RMS {level:.2e}); record a clip of clear speech")
+        if level < TARGET_RMS:
+            audio = audio * TARGET_RMS / level
+        if rate != SAMPLE_RATE:
+            audio = torchaudio.transforms.Resample(rate, SAMPLE_RATE)(audio)
+        with torch.inference_mode():
+            mel = self.sampler.cfm.mel_spec(audio.to(self.device)).permute(0, 2, 1)[0].float()
+        text = voice.text if len(voice.text[-1].encode("utf-8")) != 1 else voice.text + " "
+        frames = audio.shape[-1] // HOP_LENGTH
+        if seconds > 12:
+            LOG.warning("%s is %.1f s; 3-12 s clips clone best and synthesize faster", where, seconds)
+        return Reference(cond=mel, frames=frames, rms=level, text=text, text_bytes=len(text.encode("utf-8")))
+
+    def split(self, text: str, voice: Voice) -> list[str]:
+        """Chunks sized as upstream sizes them for this reference (about 22 s of ref + generated audio)."""
+        from ishowtts_ros.text import split_text
+
+        ref = self.reference(voice)
+        ref_seconds = ref.frames * HOP_LENGTH / SAMPLE_RATE
+        max_chars = max(40, int(ref.text_bytes / ref_seconds * (22 - ref_seconds)))
+        return split_text(text, first_max_chars=min(self.first_chunk_chars, max_chars), max_chars=max_chars)
+
+    def sample_request(self, ref: Reference, piece: str, options: Mapping[str, Any]) -> SampleRequest:
+        """Upstream's text handling and duration estimate for one chunk."""
+        from f5_tts.model.utils import convert_char_to_pinyin
+
+        gen_bytes = len(piece.encode("utf-8"))
+        speed = options["speed"] if gen_bytes >= 10 else 0.3  # upstream slows very short texts the same way
+        duration = ref.frames + int(ref.frames / ref.text_bytes * gen_bytes / speed)
+        tokens = convert_char_to_pinyin([ref.text + piece])[0]
+        seed = options["seed"]
+        return SampleRequest(cond=ref.cond, tokens=tokens, duration=duration, seed=None if seed < 0 else seed)
+
+    def _render(
+        self,
+        pieces: Sequence[str],
+        voice: Voice,
+        options: Mapping[str, Any],
+        cancel: threading.Event | None,
+    ) -> Iterator[np.ndarray]:
+        ref = self.reference(voice)
+        lookahead = 1 if self.device.type == "cuda" else 0
+        pending: deque[_Job] = deque()
+        for piece in pieces:
+            if cancel is not None and cancel.is_set():
+                return
+            pending.append(self._launch(ref, piece, options))
+            if len(pending) > lookahead:
+                yield self._collect(pending.popleft())
+        while pending:
+            yield self._collect(pending.popleft())
+
+    @torch.inference_mode()
+    def _launch(self, ref: Reference, piece: str, options: Mapping[str, Any]) -> _Job:
+        """Queue one chunk's sampling, vocoding and copy to host; returns before the GPU finishes."""
+        request = self.sample_request(ref, piece, options)
+        mel, _ = self.sampler.sample(
+            [request],
+            steps=options["nfe_step"],
+            cfg_strength=options["cfg_strength"],
+            sway_sampling_coef=options["sway_sampling_coef"],
+        )
+        wave = self.vocode(mel[:, ref.frames :, :], ref.rms)[0]
+        if self.device.type != "cuda":
+            return _Job(host=wave, done=None)
+        host = torch.empty(wave.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(wave, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return _Job(host=host, done=done)
+
+    def vocode(self, mel: torch.Tensor, ref_rms: float) -> torch.Tensor:
+        """Mel [B, frames, mels] -> waveform [B, samples], loudness matched to the reference as upstream does."""
+        wave = self._decode(mel.float().permute(0, 2, 1))
+        if ref_rms < TARGET_RMS:
+            wave = wave * (ref_rms / TARGET_RMS)
+        return wave
+
+    @staticmethod
+    def _collect(job: _Job) -> np.ndarray:
+        if job.done is not None:
+            job.done.synchronize()
+        return job.host.numpy().astype(np.float32, copy=True)

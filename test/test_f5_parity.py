@@ -1,0 +1,113 @@
+"""The engine's sampler computes upstream ``CFM.sample`` (tiny random-init model, fp32, CPU)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from f5_tts.model.utils import convert_char_to_pinyin
+
+from ishowtts_ros.f5_engine import F5Engine
+from ishowtts_ros.f5_models import random_models
+from ishowtts_ros.f5_sampler import FlowSampler
+from ishowtts_ros.voices import VoiceRegistry
+
+GEN_TEXT = "I don't really care what you call me."
+
+
+def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+@pytest.fixture(scope="module")
+def models():
+    upstream, vocoder = random_models("tiny", seed=7)
+    engine = F5Engine(models=(copy.deepcopy(upstream), copy.deepcopy(vocoder)))
+    return upstream, vocoder, engine
+
+
+@pytest.mark.parametrize(
+    ("steps", "cfg", "sway"),
+    [(8, 2.0, -1.0), (7, 2.0, -1.0), (16, 2.0, None), (4, 0.0, -1.0)],
+)
+def test_sampler_equals_upstream_cfm_sample(models, steps, cfg, sway):
+    upstream, _, engine = models
+    ref = engine.reference(VoiceRegistry.load().get())
+    request = engine.sample_request(ref, GEN_TEXT, {"speed": 1.0, "seed": 1234})
+    expected, _ = upstream.sample(
+        cond=ref.cond[None],
+        text=convert_char_to_pinyin([ref.text + GEN_TEXT]),
+        duration=request.duration,
+        steps=steps,
+        cfg_strength=cfg,
+        sway_sampling_coef=sway,
+        seed=1234,
+    )
+    got, lengths = engine.sampler.sample([request], steps=steps, cfg_strength=cfg, sway_sampling_coef=sway)
+    assert got.shape == expected.shape
+    assert int(lengths[0]) == expected.shape[1]
+    assert rel_error(got, expected) < 1e-4
+
+
+def test_engine_wave_is_vocos_of_upstream_mel(models):
+    upstream, vocoder, engine = models
+    voice = VoiceRegistry.load().get()
+    ref = engine.reference(voice)
+    options = {**engine.default_options, "seed": 99, "nfe_step": 6}
+    request = engine.sample_request(ref, GEN_TEXT, options)
+    mel, _ = upstream.sample(
+        cond=ref.cond[None],
+        text=convert_char_to_pinyin([ref.text + GEN_TEXT]),
+        duration=request.duration,
+        steps=6,
+        cfg_strength=2.0,
+        sway_sampling_coef=-1.0,
+        seed=99,
+    )
+    with torch.inference_mode():
+        expected = vocoder.decode(mel[:, ref.frames :, :].permute(0, 2, 1))[0]
+    if ref.rms < 0.1:
+        expected = expected * ref.rms / 0.1
+    result = engine.synthesize_all(GEN_TEXT, options={"seed": 99, "nfe_step": 6})
+    assert result.chunks == 1
+    assert rel_error(torch.from_numpy(result.samples), expected) < 1e-4
+
+
+def test_batched_requests_equal_single_requests(models):
+    """Padding one request to another's length must not change it (the key-padding mask works)."""
+    _, _, engine = models
+    ref = engine.reference(VoiceRegistry.load().get())
+    short = engine.sample_request(ref, "Hello there.", {"speed": 1.0, "seed": 5})
+    long = engine.sample_request(ref, GEN_TEXT + " And a little more text.", {"speed": 1.0, "seed": 6})
+    kwargs = dict(steps=6, cfg_strength=2.0, sway_sampling_coef=-1.0)
+    batch, lengths = engine.sampler.sample([short, long], **kwargs)
+    for row, request in enumerate((short, long)):
+        single, _ = engine.sampler.sample([request], **kwargs)
+        assert rel_error(batch[row, : int(lengths[row])], single[0]) < 1e-4
+
+
+def test_sampler_leaves_upstream_model_untouched():
+    upstream, _ = random_models("tiny", seed=3)
+    processors = [type(block.attn.processor) for block in upstream.transformer.transformer_blocks]
+    FlowSampler(copy.deepcopy(upstream), torch.device("cpu"), torch.float32)
+    assert [type(b.attn.processor) for b in upstream.transformer.transformer_blocks] == processors
+
+
+def test_same_seed_same_audio_different_seed_differs(tiny_engine):
+    text = "Repeatable speech."
+    first = tiny_engine.synthesize_all(text, options={"seed": 11}).samples
+    again = tiny_engine.synthesize_all(text, options={"seed": 11}).samples
+    other = tiny_engine.synthesize_all(text, options={"seed": 12}).samples
+    assert torch.equal(torch.from_numpy(first), torch.from_numpy(again))
+    assert not torch.equal(torch.from_numpy(first), torch.from_numpy(other))
+
+
+def test_sample_request_uses_upstream_duration_rule(tiny_engine):
+    ref = tiny_engine.reference(VoiceRegistry.load().get())
+    request = tiny_engine.sample_request(ref, GEN_TEXT, {"speed": 1.0, "seed": -1})
+    expected = ref.frames + int(ref.frames / ref.text_bytes * len(GEN_TEXT.encode()) / 1.0)
+    assert request.duration == expected
+    assert request.seed is None
+    slow = tiny_engine.sample_request(ref, "Hi.", {"speed": 1.0, "seed": 3})
+    assert slow.duration == ref.frames + int(ref.frames / ref.text_bytes * 3 / 0.3)

@@ -1,0 +1,44 @@
+"""The package is a standard ament_python package that colcon and pip both build."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from importlib.metadata import entry_points
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_package_xml_declares_format_3_and_dependencies():
+    root = ET.parse(ROOT / "package.xml").getroot()
+    assert root.get("format") == "3"
+    assert root.findtext("name") == "ishowtts_ros"
+    exec_depends = {e.text for e in root.findall("exec_depend")}
+    assert {
+        "rclpy",
+        "std_msgs",
+        "std_srvs",
+        "diagnostic_msgs",
+        "rcl_interfaces",
+        "launch",
+        "launch_ros",
+    } <= exec_depends
+    test_depends = {e.text for e in root.findall("test_depend")}
+    assert {"python3-pytest", "launch_testing", "launch_testing_ros"} <= test_depends
+    assert root.find("export/build_type").text == "ament_python"
+
+
+def test_ament_layout_exists():
+    for path in ("setup.py", "setup.cfg", "resource/ishowtts_ros", "config/voices.yaml", "launch", "test"):
+        assert (ROOT / path).exists(), path
+
+
+def test_engines_are_entry_points():
+    names = {ep.name for ep in entry_points(group="ishowtts_ros.engines")}
+    assert {"f5", "espeak"} <= names
+
+
+def test_metadata_pins_neither_torch_nor_ros():
+    setup_text = (ROOT / "setup.py").read_text()
+    assert "torch" not in setup_text.split("install_requires")[1].split("]")[0]
+    assert "rclpy" not in setup_text
