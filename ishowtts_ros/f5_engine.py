@@ -74,8 +74,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         return torch.float16 if device.type == "cuda" else torch.float32
     if precision not in PRECISIONS:
         raise EngineError(f"precision {precision!r} is not one of auto, {', '.join(PRECISIONS)}")
-    if device.type == "cpu" and precision != "fp32":
-        raise EngineError(f"precision {precision} is for CUDA devices; use fp32 on the CPU")
     return PRECISIONS[precision]
 
 
@@ -102,9 +100,9 @@ class F5Engine(Engine):
         cfm, vocoder = models if models is not None else load_models(self.config.checkpoint, self.config.vocoder)
         self.sampler = FlowSampler(cfm, self.device, self.dtype, compile_blocks=self.compiled)
         self.vocoder = vocoder.to(self.device).float().eval()
-        self._decode = self.vocoder.decode
+        self._decode = self._vocos_decode
         if self.compiled:
-            self._decode = torch.compile(self.vocoder.decode, dynamic=True)
+            self._decode = torch.compile(self._vocos_decode, dynamic=True)
         self._references: dict[str, Reference] = {}
         self._reference_lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
@@ -239,6 +237,10 @@ class F5Engine(Engine):
         done = torch.cuda.Event()
         done.record()
         return _Job(host=host, done=done)
+
+    def _vocos_decode(self, mel: torch.Tensor) -> torch.Tensor:
+        """Vocos ``decode`` without its own inference-mode wrapper (so it compiles); callers run under one."""
+        return self.vocoder.head(self.vocoder.backbone(mel))
 
     def vocode(self, mel: torch.Tensor, ref_rms: float) -> torch.Tensor:
         """Mel [B, frames, mels] -> waveform [B, samples], loudness matched to the reference as upstream does."""

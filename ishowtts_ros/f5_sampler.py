@@ -110,6 +110,7 @@ class FlowSampler:
             self._proj_noise = proj.weight[:, : self.num_channels].contiguous()
             self._proj_context = proj.weight[:, self.num_channels :].contiguous()
         self._proj_bias = proj.bias
+        self._timestep_cache: dict[tuple[int, float | None], torch.Tensor] = {}
         self._run_block = self._call_block
         if compile_blocks:
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
@@ -134,13 +135,18 @@ class FlowSampler:
 
         device, dtype = self.device, self.dtype
         batch = len(requests)
+        # Lengths are worked out on the host and sent with non-blocking copies: no host sync anywhere in here, so
+        # the next chunk can be queued while the GPU still runs the previous one.
         conds = [r.cond.to(device=device, dtype=dtype) for r in requests]
-        lens = torch.tensor([c.shape[0] for c in conds], device=device, dtype=torch.long)
-        text = list_str_to_idx([r.tokens for r in requests], self.cfm.vocab_char_map).to(device)
-        wanted = torch.tensor([r.duration for r in requests], device=device, dtype=torch.long)
-        duration = torch.maximum(torch.maximum((text != -1).sum(dim=-1), lens) + 1, wanted).clamp(max=max_duration)
-        durations = duration.tolist()
+        ref_lens = [c.shape[0] for c in conds]
+        durations = [
+            min(max(max(len(r.tokens), ref_len) + 1, r.duration), max_duration)
+            for r, ref_len in zip(requests, ref_lens, strict=True)
+        ]
         frames = max(durations)
+        lens = self._to_device(torch.tensor(ref_lens))
+        duration = self._to_device(torch.tensor(durations))
+        text = self._to_device(list_str_to_idx([r.tokens for r in requests], self.cfm.vocab_char_map))
 
         cond = pad_sequence(conds, batch_first=True)
         cond = F.pad(cond, (0, 0, 0, frames - cond.shape[1]))
@@ -160,7 +166,7 @@ class FlowSampler:
         row_mask = mask.repeat(rows // batch, 1) if mask is not None else None
         rope = self.dit.rotary_embed.forward_from_seq_len(frames)
 
-        t = flow_timesteps(steps, sway_sampling_coef, device)
+        t = self._timesteps(steps, sway_sampling_coef)
         time_embeds = self.dit.time_embed(t[:-1].to(dtype).repeat_interleave(rows)).view(steps, rows, -1)
         x = self._noise(requests, durations, frames)
         for step in range(steps):
@@ -168,6 +174,17 @@ class FlowSampler:
             x = x + (t[step + 1] - t[step]) * flow
         out = torch.where(cond_mask, cond.float(), x)
         return out, duration
+
+    def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.device.type != "cuda":
+            return tensor
+        return tensor.pin_memory().to(self.device, non_blocking=True)
+
+    def _timesteps(self, steps: int, sway_sampling_coef: float | None) -> torch.Tensor:
+        key = (steps, sway_sampling_coef)
+        if key not in self._timestep_cache:
+            self._timestep_cache[key] = self._to_device(flow_timesteps(steps, sway_sampling_coef, torch.device("cpu")))
+        return self._timestep_cache[key]
 
     def _noise(self, requests: Sequence[SampleRequest], durations: list[int], frames: int) -> torch.Tensor:
         """Upstream's noise (one draw per item of its own length, seeded per item, zero padded), always drawn in

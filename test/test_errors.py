@@ -129,6 +129,6 @@ def test_auto_picks_f5_when_a_checkpoint_is_at_hand():
     assert engine.name == "f5"
 
 
-def test_cpu_refuses_half_precision():
-    with pytest.raises(EngineError, match="use fp32 on the CPU"):
-        tiny(precision="fp16")
+def test_unknown_precision_is_refused():
+    with pytest.raises(EngineError, match="precision 'fp8' is not one of auto, fp32, fp16, bf16"):
+        tiny(precision="fp8")
