@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import itertools
 import json
 import logging
 import os
@@ -203,7 +204,7 @@ def streaming_gaps(engine: F5Engine, text: str, nfe: int) -> dict[str, Any]:
     chunks = list(engine.synthesize(text, options={"nfe_step": nfe, "seed": 0}))
     play_start = chunks[0].elapsed_seconds
     slack = []
-    for previous, chunk in zip(chunks, chunks[1:], strict=False):
+    for previous, chunk in itertools.pairwise(chunks):
         play_start += previous.duration
         slack.append(play_start - chunk.elapsed_seconds)
     return {"chunks": len(chunks), "min_slack_s": min(slack) if slack else None, "gapless": all(s > 0 for s in slack)}
@@ -288,7 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report["streaming"] = streaming_gaps(engine, TEXTS["long"], args.nfe[0])
     if args.streams > 1:
         report["concurrency"] = concurrency(engine, TEXTS["medium"], args.nfe[0], args.streams)
-    del engine, run_engine
+    engine = run_engine = None  # drop the engine's GPU memory before upstream loads
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -347,7 +348,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"device: {report['device']}, torch {report['torch']}, checkpoint {report['checkpoint']}, "
         f"matmul {report['matmul_tflops']:.0f} TFLOP/s",
         "",
-        "| impl | text | NFE | audio s | synth s | RTF | TTFA ms | step ms | floor ms | step/floor | peak GiB | speedup |",
+        "| impl | text | NFE | audio s | synth s | RTF | TTFA ms | step ms | floor ms | step/floor | peak GiB "
+        "| speedup |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
