@@ -114,6 +114,7 @@ class EngineConfig:
     checkpoint: str = ""
     vocoder: str = ""
     compile: bool | None = None
+    cuda_graphs: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

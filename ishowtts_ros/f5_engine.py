@@ -24,7 +24,7 @@ from ishowtts_ros.engine import Engine, EngineConfig, OptionSpec
 from ishowtts_ros.errors import EngineError, VoiceError
 from ishowtts_ros.f5_checkpoint import f5_unavailable_reason
 from ishowtts_ros.f5_models import load_models
-from ishowtts_ros.f5_sampler import FlowSampler, SampleRequest
+from ishowtts_ros.f5_sampler import BUCKET_FRAMES, FlowSampler, SampleRequest
 from ishowtts_ros.voices import Voice
 
 LOG = logging.getLogger(__name__)
@@ -98,7 +98,8 @@ class F5Engine(Engine):
         self.compiled = self.config.compile if self.config.compile is not None else self.device.type == "cuda"
         started = time.perf_counter()
         cfm, vocoder = models if models is not None else load_models(self.config.checkpoint, self.config.vocoder)
-        self.sampler = FlowSampler(cfm, self.device, self.dtype, compile_blocks=self.compiled)
+        graphs = self.config.cuda_graphs if self.config.cuda_graphs is not None else self.device.type == "cuda"
+        self.sampler = FlowSampler(cfm, self.device, self.dtype, compile_blocks=self.compiled, graphs=graphs)
         self.vocoder = vocoder.to(self.device).float().eval()
         self._decode = self._vocos_decode
         if self.compiled:
@@ -122,14 +123,30 @@ class F5Engine(Engine):
             "device": str(self.device),
             "precision": self.precision,
             "compiled": self.compiled,
+            "cuda_graphs": self.sampler.graphs,
             "checkpoint": self.config.checkpoint or "hub",
         }
 
-    def warmup(self) -> None:
-        """Two lengths, so compiled kernels for dynamic shapes exist before the first real request."""
+    def warmup(self, max_seconds: float = 22.0) -> None:
+        """Compile, and capture the CUDA graphs of every length bucket a chunk of the default voice can need at
+        the default NFE (ref + generated up to ``max_seconds``), so no request pays for it later."""
+        if self.sampler.graphs:
+            ref = self.reference(self.registry.get())
+            options = self.default_options
+            last = self.sampler.bucket(int(max_seconds * SAMPLE_RATE / HOP_LENGTH))
+            for frames in range(self.sampler.bucket(ref.frames + 1), last + 1, BUCKET_FRAMES):
+                request = SampleRequest(cond=ref.cond, tokens=[" "], duration=frames - 1, seed=0)
+                self.sampler.sample(
+                    [request],
+                    steps=options["nfe_step"],
+                    cfg_strength=options["cfg_strength"],
+                    sway_sampling_coef=options["sway_sampling_coef"],
+                )
         for text in ("Ready.", "The robot voice is warming up and will be ready in a moment."):
             for _ in self.synthesize(text, options={"seed": 0}):
                 pass
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def _voices_changed(self) -> None:
         with self._reference_lock:
@@ -223,13 +240,13 @@ class F5Engine(Engine):
     def _launch(self, ref: Reference, piece: str, options: Mapping[str, Any]) -> _Job:
         """Queue one chunk's sampling, vocoding and copy to host; returns before the GPU finishes."""
         request = self.sample_request(ref, piece, options)
-        mel, _ = self.sampler.sample(
+        mel, durations = self.sampler.sample(
             [request],
             steps=options["nfe_step"],
             cfg_strength=options["cfg_strength"],
             sway_sampling_coef=options["sway_sampling_coef"],
         )
-        wave = self.vocode(mel[:, ref.frames :, :], ref.rms)[0]
+        wave = self.vocode(mel[:, ref.frames : durations[0], :], ref.rms)[0]
         if self.device.type != "cuda":
             return _Job(host=wave, done=None)
         host = torch.empty(wave.shape, dtype=torch.float32, pin_memory=True)

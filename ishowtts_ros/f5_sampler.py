@@ -5,17 +5,21 @@ Same function as upstream for the same weights, seed, NFE and text (the tests ho
 - classifier-free guidance as one batch of 2B;
 - everything fixed for a request computed once: text embeddings (cond and dropped), the cond/text part of the
   input projection, the rotary table, the time embeddings of every step;
-- attention through :class:`FastAttention`, a processor for upstream's ``Attention`` module: fused QKV
-  projection and SDPA (flash attention on CUDA), with a key-padding mask when requests of different lengths are
-  batched together;
-- on CUDA, optionally ``torch.compile``'d DiT blocks (one compiled artifact shared by all blocks, shapes dynamic).
+- attention through :class:`FastAttention`, a processor for upstream's ``Attention`` module: fused QKV projection
+  and SDPA, with a key-padding mask when requests of different lengths are batched together;
+- on CUDA ("graph mode"): frames padded to static length buckets, attention through flash varlen (padding runs are
+  their own sequences, so real frames never see them and no slow masked kernel is needed), the whole NFE loop
+  captured once per (batch, bucket, NFE) as a CUDA graph and replayed, so no Python or kernel-launch cost remains
+  per step; optionally ``torch.compile``'d DiT blocks (one artifact shared by all blocks) inside the graph.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch._dynamo
@@ -24,14 +28,24 @@ from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
 LOG = logging.getLogger(__name__)
+BUCKET_FRAMES = 128
+MAX_GRAPH_FRAMES = 4096
+
+
+class PaddedLayout(NamedTuple):
+    """Where the real frames are in a padded batch: passed to the DiT blocks in place of a boolean mask."""
+
+    tokens: torch.Tensor  # bool [rows, frames]: True for real frames
+    cu_seqlens: torch.Tensor  # int32 [2 * rows + 1]: packed boundaries of each row's real run and padding run
+    max_len: int
 
 
 class FastAttention:
-    """Attention processor for upstream's ``Attention`` module: fused QKV projection and masked SDPA.
+    """Attention processor for upstream's ``Attention`` module: fused QKV projection, SDPA or flash varlen.
 
-    Without a mask it computes what upstream's processor computes; with a mask, padded keys are excluded from
-    attention (upstream ignores the mask in attention when ``attn_mask_enabled`` is off, so batched and single
-    requests would differ).
+    Without a mask it computes what upstream's processor computes; with a boolean mask, padded keys are excluded
+    from attention (upstream ignores the mask in attention when ``attn_mask_enabled`` is off, so batched and single
+    requests would differ); with a :class:`PaddedLayout` it runs flash varlen attention on the packed rows.
     """
 
     def __init__(self, attn: nn.Module, pe_attn_head: int | None) -> None:
@@ -41,7 +55,7 @@ class FastAttention:
             biases = [attn.to_q.bias, attn.to_k.bias, attn.to_v.bias]
             self.qkv_bias = torch.cat(biases) if all(b is not None for b in biases) else None
 
-    def __call__(self, attn: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None, rope=None) -> torch.Tensor:
+    def __call__(self, attn: nn.Module, x: torch.Tensor, mask=None, rope=None) -> torch.Tensor:
         from x_transformers.x_transformers import apply_rotary_pos_emb
 
         batch, length, _ = x.shape
@@ -65,12 +79,20 @@ class FastAttention:
             else:
                 query = apply_rotary_pos_emb(query, freqs, q_scale)
                 key = apply_rotary_pos_emb(key, freqs, k_scale)
-        attn_mask = mask[:, None, None, :] if mask is not None else None
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask)
-        out = out.transpose(1, 2).reshape(batch, length, heads * head_dim).to(query.dtype)
+        if isinstance(mask, PaddedLayout):
+            from torch.nn.attention.varlen import varlen_attn
+
+            packed = [t.transpose(1, 2).reshape(batch * length, heads, head_dim) for t in (query, key, value)]
+            out = varlen_attn(*packed, mask.cu_seqlens, mask.cu_seqlens, mask.max_len, mask.max_len)
+            token_mask = mask.tokens
+        else:
+            attn_mask = mask[:, None, None, :] if mask is not None else None
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=attn_mask).transpose(1, 2)
+            token_mask = mask
+        out = out.reshape(batch, length, heads * head_dim).to(query.dtype)
         out = attn.to_out[1](attn.to_out[0](out))
-        if mask is not None:
-            out = out.masked_fill(~mask.unsqueeze(-1), 0.0)
+        if token_mask is not None:
+            out = out.masked_fill(~token_mask.unsqueeze(-1), 0.0)
         return out
 
 
@@ -94,15 +116,75 @@ class SampleRequest:
     seed: int | None = None
 
 
-class FlowSampler:
-    """Runs the DiT of an upstream CFM for a batch of requests; owns (and adapts) that CFM."""
+@dataclass
+class _LoopInputs:
+    """Everything one sampling loop reads; in graph mode these are copied into a captured graph's buffers."""
 
-    def __init__(self, cfm: nn.Module, device: torch.device, dtype: torch.dtype, compile_blocks: bool = False):
+    noise: torch.Tensor  # float32 [B, frames, mels]
+    context: torch.Tensor  # dtype [rows, frames, dim]: cond/text part of the input projection
+    mask: torch.Tensor | PaddedLayout | None
+    time_embeds: torch.Tensor  # dtype [steps, rows, dim]
+    step_sizes: torch.Tensor  # float32 [steps]
+    cfg_strength: torch.Tensor  # float32 []
+
+
+class _CapturedLoop:
+    """One NFE loop captured as a CUDA graph for a fixed (batch, frames, steps, guidance) shape."""
+
+    def __init__(self, sampler: FlowSampler, example: _LoopInputs, use_cfg: bool, pool) -> None:
+        self.static = _LoopInputs(
+            noise=example.noise.clone(),
+            context=example.context.clone(),
+            mask=PaddedLayout(example.mask.tokens.clone(), example.mask.cu_seqlens.clone(), example.mask.max_len),
+            time_embeds=example.time_embeds.clone(),
+            step_sizes=example.step_sizes.clone(),
+            cfg_strength=example.cfg_strength.clone(),
+        )
+        self.rope = sampler.dit.rotary_embed.forward_from_seq_len(example.noise.shape[1])
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):  # warm-up outside capture: compiles, autotunes, allocates workspaces
+                sampler._loop(self.static, self.rope, use_cfg)
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, pool=pool):
+            self.output = sampler._loop(self.static, self.rope, use_cfg)
+
+    def run(self, inputs: _LoopInputs) -> torch.Tensor:
+        static = self.static
+        static.noise.copy_(inputs.noise, non_blocking=True)
+        static.context.copy_(inputs.context, non_blocking=True)
+        static.mask.tokens.copy_(inputs.mask.tokens, non_blocking=True)
+        static.mask.cu_seqlens.copy_(inputs.mask.cu_seqlens, non_blocking=True)
+        static.time_embeds.copy_(inputs.time_embeds, non_blocking=True)
+        static.step_sizes.copy_(inputs.step_sizes, non_blocking=True)
+        static.cfg_strength.copy_(inputs.cfg_strength, non_blocking=True)
+        self.graph.replay()
+        return self.output
+
+
+class FlowSampler:
+    """Runs the DiT of an upstream CFM for a batch of requests; owns (and adapts) that CFM.
+
+    ``graphs`` (CUDA only) selects the bucketed, graph-captured path; otherwise frames are exact and each step runs
+    eagerly (the reference path, equal to upstream).
+    """
+
+    def __init__(
+        self,
+        cfm: nn.Module,
+        device: torch.device,
+        dtype: torch.dtype,
+        compile_blocks: bool = False,
+        graphs: bool = False,
+    ):
         self.cfm = cfm.to(device=device, dtype=dtype).eval()
         self.device = device
         self.dtype = dtype
         self.dit = self.cfm.transformer
         self.num_channels = self.cfm.num_channels
+        self.graphs = graphs and device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
         for block in self.dit.transformer_blocks:
             block.attn.processor = FastAttention(block.attn, block.attn.processor.pe_attn_head)
         proj = self.dit.input_embed.proj
@@ -110,15 +192,27 @@ class FlowSampler:
             self._proj_noise = proj.weight[:, : self.num_channels].contiguous()
             self._proj_context = proj.weight[:, self.num_channels :].contiguous()
         self._proj_bias = proj.bias
-        self._timestep_cache: dict[tuple[int, float | None], torch.Tensor] = {}
+        self._timestep_cache: dict[tuple[int, float | None], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._captured: dict[tuple[int, int, int, bool], _CapturedLoop] = {}
+        self._graph_pool = torch.cuda.graph_pool_handle() if self.graphs else None
+        self._capture_lock = threading.Lock()
         self._run_block = self._call_block
         if compile_blocks:
             torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-            self._run_block = torch.compile(self._call_block, dynamic=True, fullgraph=True)
+            self._run_block = torch.compile(self._call_block, dynamic=True)
 
     @staticmethod
     def _call_block(block: nn.Module, x, t, mask, rope):
         return block(x, t, mask=mask, rope=rope)
+
+    @property
+    def captured_shapes(self) -> list[tuple[int, int, int, bool]]:
+        return sorted(self._captured)
+
+    @staticmethod
+    def bucket(frames: int) -> int:
+        """Padded length for ``frames``: the next multiple of the bucket size with at least one padding frame."""
+        return (frames // BUCKET_FRAMES + 1) * BUCKET_FRAMES
 
     @torch.inference_mode()
     def sample(
@@ -129,61 +223,108 @@ class FlowSampler:
         cfg_strength: float,
         sway_sampling_coef: float | None,
         max_duration: int = 65536,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, list[int]]:
         """Mels [B, frames, mels] (float32, reference frames restored) and each item's frame count."""
-        from f5_tts.model.utils import lens_to_mask, list_str_to_idx
+        from f5_tts.model.utils import lens_to_mask
 
-        device, dtype = self.device, self.dtype
-        batch = len(requests)
-        # Lengths are worked out on the host and sent with non-blocking copies: no host sync anywhere in here, so
-        # the next chunk can be queued while the GPU still runs the previous one.
-        conds = [r.cond.to(device=device, dtype=dtype) for r in requests]
+        # Lengths are worked out on the host and tensors sent with non-blocking copies: no host sync anywhere in
+        # here, so the next chunk can be queued while the GPU still runs the previous one.
+        conds = [r.cond.to(device=self.device, dtype=self.dtype) for r in requests]
         ref_lens = [c.shape[0] for c in conds]
         durations = [
             min(max(max(len(r.tokens), ref_len) + 1, r.duration), max_duration)
             for r, ref_len in zip(requests, ref_lens, strict=True)
         ]
         frames = max(durations)
-        lens = self._to_device(torch.tensor(ref_lens))
-        duration = self._to_device(torch.tensor(durations))
-        text = self._to_device(list_str_to_idx([r.tokens for r in requests], self.cfm.vocab_char_map))
-
+        graph_mode = self.graphs and self.bucket(frames) <= MAX_GRAPH_FRAMES
+        if graph_mode:
+            frames = self.bucket(frames)
         cond = pad_sequence(conds, batch_first=True)
         cond = F.pad(cond, (0, 0, 0, frames - cond.shape[1]))
-        cond_mask = lens_to_mask(lens, frames).unsqueeze(-1)
+        cond_mask = lens_to_mask(self._to_device(torch.tensor(ref_lens)), frames).unsqueeze(-1)
         step_cond = torch.where(cond_mask, cond, torch.zeros_like(cond))
-        mask = lens_to_mask(duration, frames) if batch > 1 else None
-        seq_len = duration if mask is not None else frames
-
         use_cfg = cfg_strength >= 1e-5
-        text_embed = self.dit.text_embed(text, seq_len=seq_len, drop_text=False)
-        context = [torch.cat((step_cond, text_embed), dim=-1)]
-        if use_cfg:
-            null_embed = self.dit.text_embed(text, seq_len=seq_len, drop_text=True)
-            context.append(torch.cat((torch.zeros_like(step_cond), null_embed), dim=-1))
-        context_proj = F.linear(torch.cat(context), self._proj_context, self._proj_bias)
-        rows = context_proj.shape[0]
-        row_mask = mask.repeat(rows // batch, 1) if mask is not None else None
-        rope = self.dit.rotary_embed.forward_from_seq_len(frames)
-
-        t = self._timesteps(steps, sway_sampling_coef)
-        time_embeds = self.dit.time_embed(t[:-1].to(dtype).repeat_interleave(rows)).view(steps, rows, -1)
-        x = self._noise(requests, durations, frames)
-        for step in range(steps):
-            flow = self._velocity(x, time_embeds[step], context_proj, row_mask, rope, cfg_strength, use_cfg)
-            x = x + (t[step + 1] - t[step]) * flow
+        rows_per_item = 2 if use_cfg else 1
+        if graph_mode:
+            mask = self._layout(durations, frames, rows_per_item)
+        elif len(requests) > 1:
+            mask = lens_to_mask(self._to_device(torch.tensor(durations)), frames).repeat(rows_per_item, 1)
+        else:
+            mask = None
+        context = self._context(requests, step_cond, durations, frames, use_cfg, exact=mask is None)
+        times, step_sizes = self._timesteps(steps, sway_sampling_coef)
+        rows = context.shape[0]
+        inputs = _LoopInputs(
+            noise=self._noise(requests, durations, frames),
+            context=context,
+            mask=mask,
+            time_embeds=self.dit.time_embed(times[:-1].to(self.dtype).repeat_interleave(rows)).view(steps, rows, -1),
+            step_sizes=step_sizes,
+            cfg_strength=torch.full((), cfg_strength, device=self.device),
+        )
+        if graph_mode:
+            x = self._captured_loop(inputs, len(requests), frames, steps, use_cfg).run(inputs)
+        else:
+            x = self._loop(inputs, self.dit.rotary_embed.forward_from_seq_len(frames), use_cfg)
         out = torch.where(cond_mask, cond.float(), x)
-        return out, duration
+        return out, durations
+
+    def _captured_loop(self, inputs: _LoopInputs, batch: int, frames: int, steps: int, use_cfg: bool):
+        key = (batch, frames, steps, use_cfg)
+        with self._capture_lock:
+            if key not in self._captured:
+                LOG.info("capturing CUDA graph: batch %d, %d frames, NFE %d", batch, frames, steps)
+                self._captured[key] = _CapturedLoop(self, inputs, use_cfg, self._graph_pool)
+            return self._captured[key]
+
+    def _loop(self, inputs: _LoopInputs, rope, use_cfg: bool) -> torch.Tensor:
+        x = inputs.noise
+        for step in range(inputs.time_embeds.shape[0]):
+            flow = self._velocity(x, inputs.time_embeds[step], inputs.context, inputs.mask, rope, inputs, use_cfg)
+            x = x + inputs.step_sizes[step] * flow
+        return x
+
+    def _layout(self, durations: list[int], frames: int, rows_per_item: int) -> PaddedLayout:
+        """Token mask and packed boundaries: each row is a real run followed by a padding run (never empty)."""
+        lengths = durations * rows_per_item
+        boundaries = [0]
+        for row, length in enumerate(lengths):
+            boundaries += [row * frames + length, (row + 1) * frames]
+        tokens = torch.arange(frames)[None, :] < torch.tensor(lengths)[:, None]
+        return PaddedLayout(
+            tokens=self._to_device(tokens),
+            cu_seqlens=self._to_device(torch.tensor(boundaries, dtype=torch.int32)),
+            max_len=frames,
+        )
+
+    def _context(self, requests, step_cond, durations, frames, use_cfg: bool, exact: bool) -> torch.Tensor:
+        """The cond/text half of the input projection for every CFG row, computed once per request.
+
+        Text is embedded per item at its own length and zero padded, which equals upstream's masked embedding
+        (its text convolutions see zeros beyond the sequence either way)."""
+        from f5_tts.model.utils import list_str_to_idx
+
+        rows = []
+        for drop_text in (False, True) if use_cfg else (False,):
+            embeds = []
+            for request, length in zip(requests, durations, strict=True):
+                text = self._to_device(list_str_to_idx([request.tokens], self.cfm.vocab_char_map))
+                embed = self.dit.text_embed(text, seq_len=frames if exact else length, drop_text=drop_text)
+                embeds.append(F.pad(embed, (0, 0, 0, frames - embed.shape[1])))
+            audio = torch.zeros_like(step_cond) if drop_text else step_cond
+            rows.append(torch.cat((audio, torch.cat(embeds)), dim=-1))
+        return F.linear(torch.cat(rows), self._proj_context, self._proj_bias)
 
     def _to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.device.type != "cuda":
             return tensor
         return tensor.pin_memory().to(self.device, non_blocking=True)
 
-    def _timesteps(self, steps: int, sway_sampling_coef: float | None) -> torch.Tensor:
+    def _timesteps(self, steps: int, sway_sampling_coef: float | None) -> tuple[torch.Tensor, torch.Tensor]:
         key = (steps, sway_sampling_coef)
         if key not in self._timestep_cache:
-            self._timestep_cache[key] = self._to_device(flow_timesteps(steps, sway_sampling_coef, torch.device("cpu")))
+            t = flow_timesteps(steps, sway_sampling_coef, torch.device("cpu"))
+            self._timestep_cache[key] = (self._to_device(t), self._to_device(t[1:] - t[:-1]))
         return self._timestep_cache[key]
 
     def _noise(self, requests: Sequence[SampleRequest], durations: list[int], frames: int) -> torch.Tensor:
@@ -200,13 +341,14 @@ class FlowSampler:
         x = pad_sequence(noise, batch_first=True)
         return F.pad(x, (0, 0, 0, frames - x.shape[1]))
 
-    def _velocity(self, x, time_embed, context_proj, mask, rope, cfg_strength: float, use_cfg: bool):
+    def _velocity(self, x, time_embed, context, mask, rope, inputs: _LoopInputs, use_cfg: bool):
         dit = self.dit
         noisy = x.to(self.dtype)
         if use_cfg:
             noisy = torch.cat((noisy, noisy))
-        hidden = F.linear(noisy, self._proj_noise) + context_proj
-        hidden = dit.input_embed.conv_pos_embed(hidden, mask=mask) + hidden
+        token_mask = mask.tokens if isinstance(mask, PaddedLayout) else mask
+        hidden = F.linear(noisy, self._proj_noise) + context
+        hidden = dit.input_embed.conv_pos_embed(hidden, mask=token_mask) + hidden
         residual = hidden
         for block in dit.transformer_blocks:
             hidden = self._run_block(block, hidden, time_embed, mask, rope)
@@ -216,4 +358,4 @@ class FlowSampler:
         if not use_cfg:
             return out
         pred, null_pred = out.chunk(2)
-        return pred + (pred - null_pred) * cfg_strength
+        return pred + (pred - null_pred) * inputs.cfg_strength

@@ -8,6 +8,7 @@ import pytest
 import torch
 from f5_tts.model.utils import convert_char_to_pinyin
 
+from ishowtts_ros.engine import EngineConfig
 from ishowtts_ros.f5_engine import F5Engine
 from ishowtts_ros.f5_models import random_models
 from ishowtts_ros.f5_sampler import FlowSampler
@@ -23,7 +24,7 @@ def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.fixture(scope="module")
 def models():
     upstream, vocoder = random_models("tiny", seed=7)
-    engine = F5Engine(models=(copy.deepcopy(upstream), copy.deepcopy(vocoder)))
+    engine = F5Engine(EngineConfig(device="cpu"), models=(copy.deepcopy(upstream), copy.deepcopy(vocoder)))
     return upstream, vocoder, engine
 
 

@@ -49,3 +49,20 @@ def test_half_precisions_track_fp32_on_gpu_full_model():
     for precision in ("fp16", "bf16"):
         error = mel_relative_error(found[precision], found["fp32"], TEXT, nfe=8, seed=4)
         assert error <= QUALITY_TOLERANCE, f"{precision}: {error:.3e}"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_graph_bucketed_path_matches_exact_path_on_gpu():
+    """Padding to a bucket with flash varlen inside a CUDA graph computes what the exact eager path computes."""
+    cfm, vocoder = random_models("F5TTS_v1_Base", seed=11)
+    graphed, exact = (
+        F5Engine(
+            EngineConfig(device="cuda", precision="fp16", compile=False, cuda_graphs=graphs),
+            models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)),
+        )
+        for graphs in (True, False)
+    )
+    assert graphed.sampler.graphs and not exact.sampler.graphs
+    assert mel_relative_error(graphed, exact, TEXT, nfe=8, seed=4) <= QUALITY_TOLERANCE / 4
+    assert graphed.sampler.captured_shapes
