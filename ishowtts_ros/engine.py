@@ -7,6 +7,7 @@ the first sentence while later ones are still being synthesized. Engines are reg
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -115,6 +116,7 @@ class EngineConfig:
     vocoder: str = ""
     compile: bool | None = None
     cuda_graphs: bool | None = None
+    attention: str = "sdpa"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,11 +128,12 @@ class Engine(ABC):
     crossfade_seconds: ClassVar[float] = 0.15
     first_chunk_chars: ClassVar[int] = 60
     max_chunk_chars: ClassVar[int] = 180
+    serialize_requests: ClassVar[bool] = True
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self.registry = VoiceRegistry.load(self.config.voices_file)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if self.serialize_requests else contextlib.nullcontext()
 
     @property
     @abstractmethod

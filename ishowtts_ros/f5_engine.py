@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ishowtts_ros.batching import BatchJob, BatchScheduler
 from ishowtts_ros.engine import Engine, EngineConfig, OptionSpec
 from ishowtts_ros.errors import EngineError, VoiceError
 from ishowtts_ros.f5_checkpoint import f5_unavailable_reason
@@ -81,6 +82,7 @@ class F5Engine(Engine):
     """F5-TTS (DiT flow matching + Vocos) with a speed-optimised sampler."""
 
     name = "f5"
+    serialize_requests = False  # the batch scheduler owns the GPU; concurrent requests batch there
     supported_options = {
         "nfe_step": OptionSpec("nfe_step", int, 8, 2, 64, "flow steps (NFE): fewer is faster, more is cleaner"),
         "cfg_strength": OptionSpec("cfg_strength", float, 2.0, 0.0, 10.0, "classifier-free guidance strength"),
@@ -99,11 +101,14 @@ class F5Engine(Engine):
         started = time.perf_counter()
         cfm, vocoder = models if models is not None else load_models(self.config.checkpoint, self.config.vocoder)
         graphs = self.config.cuda_graphs if self.config.cuda_graphs is not None else self.device.type == "cuda"
-        self.sampler = FlowSampler(cfm, self.device, self.dtype, compile_blocks=self.compiled, graphs=graphs)
+        self.sampler = FlowSampler(
+            cfm, self.device, self.dtype, compile_blocks=self.compiled, graphs=graphs, attention=self.config.attention
+        )
         self.vocoder = vocoder.to(self.device).float().eval()
         self._decode = self._vocos_decode
         if self.compiled:
             self._decode = torch.compile(self._vocos_decode, dynamic=True)
+        self.scheduler = BatchScheduler(self._launch_batch, max_batch=int(self.config.extra.get("max_batch", 4)))
         self._references: dict[str, Reference] = {}
         self._reference_lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started
@@ -224,36 +229,45 @@ class F5Engine(Engine):
         options: Mapping[str, Any],
         cancel: threading.Event | None,
     ) -> Iterator[np.ndarray]:
+        """Each chunk goes to the GPU worker once the previous one is queued there (so a request's own chunks are
+        not batched together, which would delay its first audio); chunks of other requests batch with it."""
         ref = self.reference(voice)
+        key = (options["nfe_step"], options["cfg_strength"], options["sway_sampling_coef"])
         lookahead = 1 if self.device.type == "cuda" else 0
         pending: deque[_Job] = deque()
         for piece in pieces:
             if cancel is not None and cancel.is_set():
                 return
-            pending.append(self._launch(ref, piece, options))
+            request = self.sample_request(ref, piece, options)
+            pending.append(self.scheduler.submit(key, (ref, request)).wait())
             if len(pending) > lookahead:
                 yield self._collect(pending.popleft())
         while pending:
             yield self._collect(pending.popleft())
 
     @torch.inference_mode()
-    def _launch(self, ref: Reference, piece: str, options: Mapping[str, Any]) -> _Job:
-        """Queue one chunk's sampling, vocoding and copy to host; returns before the GPU finishes."""
-        request = self.sample_request(ref, piece, options)
+    def _launch_batch(self, jobs: list[BatchJob]) -> None:
+        """Worker thread: sample a batch of chunks, vocode each, queue the copies to host; returns before the GPU
+        finishes (each job's result fires its own event)."""
+        steps, cfg_strength, sway = jobs[0].key
         mel, durations = self.sampler.sample(
-            [request],
-            steps=options["nfe_step"],
-            cfg_strength=options["cfg_strength"],
-            sway_sampling_coef=options["sway_sampling_coef"],
+            [job.payload[1] for job in jobs], steps=steps, cfg_strength=cfg_strength, sway_sampling_coef=sway
         )
-        wave = self.vocode(mel[:, ref.frames : durations[0], :], ref.rms)[0]
-        if self.device.type != "cuda":
-            return _Job(host=wave, done=None)
-        host = torch.empty(wave.shape, dtype=torch.float32, pin_memory=True)
-        host.copy_(wave, non_blocking=True)
-        done = torch.cuda.Event()
-        done.record()
-        return _Job(host=host, done=done)
+        for row, job in enumerate(jobs):
+            ref = job.payload[0]
+            wave = self.vocode(mel[row : row + 1, ref.frames : durations[row], :], ref.rms)[0]
+            if self.device.type != "cuda":
+                job.result = _Job(host=wave, done=None)
+            else:
+                host = torch.empty(wave.shape, dtype=torch.float32, pin_memory=True)
+                host.copy_(wave, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record()
+                job.result = _Job(host=host, done=done)
+            job.launched.set()
+
+    def close(self) -> None:
+        self.scheduler.close()
 
     def _vocos_decode(self, mel: torch.Tensor) -> torch.Tensor:
         """Vocos ``decode`` without its own inference-mode wrapper (so it compiles); callers run under one."""

@@ -33,11 +33,39 @@ MAX_GRAPH_FRAMES = 4096
 
 
 class PaddedLayout(NamedTuple):
-    """Where the real frames are in a padded batch: passed to the DiT blocks in place of a boolean mask."""
+    """Where the real frames are in a padded batch: passed to the DiT blocks in place of a boolean mask.
+
+    Attention runs either as flash varlen over ``cu_seqlens`` or, when ``bias`` is given, as SDPA with that
+    additive key mask (which lets PyTorch pick cuDNN's attention on Hopper)."""
 
     tokens: torch.Tensor  # bool [rows, frames]: True for real frames
     cu_seqlens: torch.Tensor  # int32 [2 * rows + 1]: packed boundaries of each row's real run and padding run
     max_len: int
+    bias: torch.Tensor | None = None  # dtype [rows, 1, 1, frames]: 0 for real keys, -inf for padding
+
+
+class RotaryTable(NamedTuple):
+    """cos/sin of the rotary angles, computed once per length instead of in every attention call."""
+
+    cos: torch.Tensor  # float32 [1, 1, frames, rot_dim]
+    sin: torch.Tensor
+
+
+def rotary_table(dit: nn.Module, frames: int) -> RotaryTable:
+    freqs, scale = dit.rotary_embed.forward_from_seq_len(frames)
+    if scale not in (None, 1, 1.0):
+        raise ValueError("xpos-scaled rotary embeddings are not supported by the fast sampler")
+    return RotaryTable(freqs.cos()[:, None], freqs.sin()[:, None])
+
+
+def apply_rotary(t: torch.Tensor, table: RotaryTable) -> torch.Tensor:
+    """x-transformers' ``apply_rotary_pos_emb`` (scale 1) with the cos/sin table precomputed."""
+    from x_transformers.x_transformers import rotate_half
+
+    rot_dim = table.cos.shape[-1]
+    head, tail = t[..., :rot_dim], t[..., rot_dim:]
+    head = head * table.cos + rotate_half(head) * table.sin
+    return torch.cat((head, tail), dim=-1).to(t.dtype)
 
 
 class FastAttention:
@@ -69,7 +97,14 @@ class FastAttention:
             query = attn.q_norm(query)
         if attn.k_norm is not None:
             key = attn.k_norm(key)
-        if rope is not None:
+        if isinstance(rope, RotaryTable):
+            if self.pe_attn_head is not None:
+                pn = self.pe_attn_head
+                query = torch.cat([apply_rotary(query[:, :pn], rope), query[:, pn:]], dim=1)
+                key = torch.cat([apply_rotary(key[:, :pn], rope), key[:, pn:]], dim=1)
+            else:
+                query, key = apply_rotary(query, rope), apply_rotary(key, rope)
+        elif rope is not None:
             freqs, xpos_scale = rope
             q_scale, k_scale = (xpos_scale, xpos_scale**-1.0) if xpos_scale is not None else (1.0, 1.0)
             if self.pe_attn_head is not None:
@@ -79,7 +114,10 @@ class FastAttention:
             else:
                 query = apply_rotary_pos_emb(query, freqs, q_scale)
                 key = apply_rotary_pos_emb(key, freqs, k_scale)
-        if isinstance(mask, PaddedLayout):
+        if isinstance(mask, PaddedLayout) and mask.bias is not None:
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask.bias).transpose(1, 2)
+            token_mask = mask.tokens
+        elif isinstance(mask, PaddedLayout):
             from torch.nn.attention.varlen import varlen_attn
 
             packed = [t.transpose(1, 2).reshape(batch * length, heads, head_dim) for t in (query, key, value)]
@@ -135,12 +173,17 @@ class _CapturedLoop:
         self.static = _LoopInputs(
             noise=example.noise.clone(),
             context=example.context.clone(),
-            mask=PaddedLayout(example.mask.tokens.clone(), example.mask.cu_seqlens.clone(), example.mask.max_len),
+            mask=PaddedLayout(
+                example.mask.tokens.clone(),
+                example.mask.cu_seqlens.clone(),
+                example.mask.max_len,
+                None if example.mask.bias is None else example.mask.bias.clone(),
+            ),
             time_embeds=example.time_embeds.clone(),
             step_sizes=example.step_sizes.clone(),
             cfg_strength=example.cfg_strength.clone(),
         )
-        self.rope = sampler.dit.rotary_embed.forward_from_seq_len(example.noise.shape[1])
+        self.rope = rotary_table(sampler.dit, example.noise.shape[1])
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -157,6 +200,8 @@ class _CapturedLoop:
         static.context.copy_(inputs.context, non_blocking=True)
         static.mask.tokens.copy_(inputs.mask.tokens, non_blocking=True)
         static.mask.cu_seqlens.copy_(inputs.mask.cu_seqlens, non_blocking=True)
+        if static.mask.bias is not None:
+            static.mask.bias.copy_(inputs.mask.bias, non_blocking=True)
         static.time_embeds.copy_(inputs.time_embeds, non_blocking=True)
         static.step_sizes.copy_(inputs.step_sizes, non_blocking=True)
         static.cfg_strength.copy_(inputs.cfg_strength, non_blocking=True)
@@ -178,6 +223,7 @@ class FlowSampler:
         dtype: torch.dtype,
         compile_blocks: bool = False,
         graphs: bool = False,
+        attention: str = "sdpa",
     ):
         self.cfm = cfm.to(device=device, dtype=dtype).eval()
         self.device = device
@@ -185,6 +231,11 @@ class FlowSampler:
         self.dit = self.cfm.transformer
         self.num_channels = self.cfm.num_channels
         self.graphs = graphs and device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
+        if attention not in ("sdpa", "varlen"):
+            raise ValueError(f"attention must be sdpa or varlen, not {attention!r}")
+        self.attention = attention
+        if self.graphs:
+            torch.backends.cudnn.benchmark = True  # bucketed shapes repeat: let cuDNN pick its fastest kernels
         for block in self.dit.transformer_blocks:
             block.attn.processor = FastAttention(block.attn, block.attn.processor.pe_attn_head)
         proj = self.dit.input_embed.proj
@@ -265,7 +316,7 @@ class FlowSampler:
         if graph_mode:
             x = self._captured_loop(inputs, len(requests), frames, steps, use_cfg).run(inputs)
         else:
-            x = self._loop(inputs, self.dit.rotary_embed.forward_from_seq_len(frames), use_cfg)
+            x = self._loop(inputs, rotary_table(self.dit, frames), use_cfg)
         out = torch.where(cond_mask, cond.float(), x)
         return out, durations
 
@@ -291,10 +342,15 @@ class FlowSampler:
         for row, length in enumerate(lengths):
             boundaries += [row * frames + length, (row + 1) * frames]
         tokens = torch.arange(frames)[None, :] < torch.tensor(lengths)[:, None]
+        bias = None
+        if self.attention == "sdpa":
+            bias = torch.zeros(tokens.shape, dtype=self.dtype).masked_fill(~tokens, float("-inf"))[:, None, None, :]
+            bias = self._to_device(bias)
         return PaddedLayout(
             tokens=self._to_device(tokens),
             cu_seqlens=self._to_device(torch.tensor(boundaries, dtype=torch.int32)),
             max_len=frames,
+            bias=bias,
         )
 
     def _context(self, requests, step_cond, durations, frames, use_cfg: bool, exact: bool) -> torch.Tensor:

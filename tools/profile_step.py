@@ -1,0 +1,66 @@
+"""Where one flow step's time goes on a GPU: per-request prep vs the graph replay, and the top kernels.
+
+Run on the device: tools/device_bench.sh python3 tools/profile_step.py
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+
+from ishowtts_ros.bench import TEXTS, dit_flops, matmul_tflops
+from ishowtts_ros.engine import EngineConfig
+from ishowtts_ros.f5_engine import F5Engine
+from ishowtts_ros.f5_models import random_models
+
+
+def cuda_ms(fn, reps: int = 5) -> float:
+    fn()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    start.record()
+    for _ in range(reps):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / reps
+
+
+def profile(cfm, vocoder, peak: float, compile_: bool, graphs: bool, attention: str) -> None:
+    engine = F5Engine(
+        EngineConfig(device="cuda", precision="fp16", compile=compile_, cuda_graphs=graphs, attention=attention),
+        models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)),
+    )
+    ref = engine.reference(engine.registry.get())
+    options = engine.resolve_options({"nfe_step": 8, "seed": 0})
+    request = engine.sample_request(ref, TEXTS["medium"], options)
+    kwargs = dict(steps=8, cfg_strength=2.0, sway_sampling_coef=-1.0)
+    total = cuda_ms(lambda: engine.sampler.sample([request], **kwargs))
+    floor = 8 * dit_flops(engine.sampler.bucket(request.duration), 1024, 22, 2) / (peak * 1e12) * 1e3
+    line = f"compile={compile_} graphs={graphs} attention={attention}: sample() {total:.1f} ms / 8 steps"
+    line += f" (floor {floor:.1f} ms)"
+    if graphs:
+        loop = next(iter(engine.sampler._captured.values()))
+        line += f", graph replay alone {cuda_ms(loop.graph.replay):.1f} ms"
+    print(line, flush=True)
+    started = time.perf_counter()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        engine.sampler.sample([request], **kwargs)
+        torch.cuda.synchronize()
+    print(f"  profiled call {1e3 * (time.perf_counter() - started):.1f} ms wall")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=8, max_name_column_width=70))
+    engine.close()
+
+
+def main() -> None:
+    peak = matmul_tflops(torch.device("cuda"))
+    cfm, vocoder = random_models("F5TTS_v1_Base")
+    for compile_, graphs, attention in ((True, True, "sdpa"), (True, True, "varlen"), (True, False, "sdpa")):
+        profile(cfm, vocoder, peak, compile_, graphs, attention)
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
