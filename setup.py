@@ -42,6 +42,8 @@ setup(
     entry_points={
         "console_scripts": [
             "ishowtts = ishowtts_ros.cli:main",
+            "tts_node = ishowtts_ros.node:main",
+            "tts_player = ishowtts_ros.player_node:main",
         ],
         "ishowtts_ros.engines": [
             "f5 = ishowtts_ros.f5_engine:F5Engine",

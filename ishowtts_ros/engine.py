@@ -23,44 +23,12 @@ import numpy as np
 
 from ishowtts_ros.audio import StreamingCrossfader
 from ishowtts_ros.errors import EngineError, SynthesisCancelled
+from ishowtts_ros.options import OptionSpec
 from ishowtts_ros.text import normalize_text, split_text
 from ishowtts_ros.voices import Voice, VoiceRegistry
 
 LOG = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "ishowtts_ros.engines"
-
-
-@dataclass(frozen=True)
-class OptionSpec:
-    """One tunable synthesis option with its type and valid range (used for validation and ROS descriptors)."""
-
-    name: str
-    kind: type
-    default: Any
-    minimum: float | None = None
-    maximum: float | None = None
-    description: str = ""
-
-    def validate(self, value: Any) -> Any:
-        """Return ``value`` coerced to the option's type, or raise :class:`EngineError` saying why it is refused."""
-        if self.kind is int:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                if isinstance(value, float) and value.is_integer():
-                    value = int(value)
-                else:
-                    raise EngineError(f"option {self.name} must be an integer, got {value!r}")
-            value = int(value)
-        elif self.kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise EngineError(f"option {self.name} must be a number, got {value!r}")
-            value = float(value)
-            if not np.isfinite(value):
-                raise EngineError(f"option {self.name} must be finite, got {value!r}")
-        if self.minimum is not None and value < self.minimum:
-            raise EngineError(f"option {self.name}={value} is below the minimum {self.minimum}")
-        if self.maximum is not None and value > self.maximum:
-            raise EngineError(f"option {self.name}={value} is above the maximum {self.maximum}")
-        return value
 
 
 @dataclass(frozen=True)

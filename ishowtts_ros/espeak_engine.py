@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ishowtts_ros.engine import Engine, EngineConfig, OptionSpec
+from ishowtts_ros.engine import Engine, EngineConfig
 from ishowtts_ros.errors import EngineError
+from ishowtts_ros.options import ESPEAK_OPTIONS
 from ishowtts_ros.voices import Voice
 
 BASE_WORDS_PER_MINUTE = 175
@@ -27,9 +28,7 @@ class EspeakEngine(Engine):
     """Runs the ``espeak-ng`` program once per text chunk."""
 
     name = "espeak"
-    supported_options = {
-        "speed": OptionSpec("speed", float, 1.0, 0.3, 3.0, "speaking rate (1.0 = 175 words per minute)"),
-    }
+    supported_options = ESPEAK_OPTIONS
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         super().__init__(config)

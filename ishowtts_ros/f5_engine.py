@@ -21,11 +21,12 @@ import torch
 from torch import nn
 
 from ishowtts_ros.batching import BatchJob, BatchScheduler
-from ishowtts_ros.engine import Engine, EngineConfig, OptionSpec
+from ishowtts_ros.engine import Engine, EngineConfig
 from ishowtts_ros.errors import EngineError, VoiceError
 from ishowtts_ros.f5_checkpoint import f5_unavailable_reason
 from ishowtts_ros.f5_models import load_models
 from ishowtts_ros.f5_sampler import BUCKET_FRAMES, FlowSampler, SampleRequest
+from ishowtts_ros.options import F5_OPTIONS
 from ishowtts_ros.voices import Voice
 
 LOG = logging.getLogger(__name__)
@@ -83,15 +84,7 @@ class F5Engine(Engine):
 
     name = "f5"
     serialize_requests = False  # the batch scheduler owns the GPU; concurrent requests batch there
-    supported_options = {
-        "nfe_step": OptionSpec("nfe_step", int, 8, 2, 64, "flow steps (NFE): fewer is faster, more is cleaner"),
-        "cfg_strength": OptionSpec("cfg_strength", float, 2.0, 0.0, 10.0, "classifier-free guidance strength"),
-        "sway_sampling_coef": OptionSpec(
-            "sway_sampling_coef", float, -1.0, -1.0, 1.0, "sway sampling: <0 spends more steps early"
-        ),
-        "speed": OptionSpec("speed", float, 1.0, 0.3, 3.0, "speaking rate relative to the reference"),
-        "seed": OptionSpec("seed", int, -1, -1, 2**31 - 1, "noise seed; -1 draws a new one per chunk"),
-    }
+    supported_options = F5_OPTIONS
 
     def __init__(self, config: EngineConfig | None = None, models: tuple[nn.Module, nn.Module] | None = None):
         super().__init__(config)
