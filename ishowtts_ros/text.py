@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?;:\u2026])\s+|(?<=[\u3002\uff01\uff1f\uff1b\uff1a])")
+SENTENCE_BREAK = re.compile(r"(?<=[.!?;:\u2026])\s+|(?<=[\u3002\uff01\uff1f\uff1b\uff1a])")
 _CLAUSE_BREAK = re.compile(r"(?<=[,\u3001\uff0c])\s*|\s+(?=[-\u2013\u2014]\s)")
 _WORD_BREAK = re.compile(r"\s+")
 _WHITESPACE = re.compile(r"\s+")
@@ -105,7 +105,7 @@ def split_text(text: str, first_max_chars: int = 60, max_chars: int = 180) -> li
 
 def _sentences(text: str, start: int, end: int | None = None) -> list[Span]:
     """Sentence spans of ``text[start:end]`` with surrounding whitespace trimmed."""
-    spans = _split_span(text, (start, len(text) if end is None else end), _SENTENCE_BREAK)
+    spans = _split_span(text, (start, len(text) if end is None else end), SENTENCE_BREAK)
     return [s for s in (_strip_span(text, span) for span in spans) if s is not None]
 
 

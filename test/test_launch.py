@@ -9,11 +9,11 @@ import unittest
 
 import pytest
 
-launch_testing = pytest.importorskip("launch_testing", reason="launch_testing is not installed (needs a ROS 2 install)")
-launch = pytest.importorskip("launch")
-launch_ros = pytest.importorskip("launch_ros")
+REASON = "launch_testing is not installed (it comes with a ROS 2 install, not from PyPI)"
+launch_testing_actions = pytest.importorskip("launch_testing.actions", reason=REASON)
+launch = pytest.importorskip("launch", reason=REASON)
+pytest.importorskip("launch_ros", reason=REASON)
 
-import launch_testing.actions  # noqa: E402
 import rclpy  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
@@ -29,7 +29,7 @@ def generate_test_description():
         PythonLaunchDescriptionSource(LAUNCH_FILE),
         launch_arguments={"namespace": "launch_test", "nfe_step": "4"}.items(),
     )
-    return launch.LaunchDescription([node, launch_testing.actions.ReadyToTest()])
+    return launch.LaunchDescription([node, launch_testing_actions.ReadyToTest()])
 
 
 class TestAudioArrives(unittest.TestCase):
