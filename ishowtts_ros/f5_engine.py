@@ -227,16 +227,18 @@ class F5Engine(Engine):
         ref = self.reference(voice)
         key = (options["nfe_step"], options["cfg_strength"], options["sway_sampling_coef"])
         lookahead = 1 if self.device.type == "cuda" else 0
-        pending: deque[_Job] = deque()
+        jobs: deque[BatchJob] = deque()
         for piece in pieces:
             if cancel is not None and cancel.is_set():
                 return
             request = self.sample_request(ref, piece, options)
-            pending.append(self.scheduler.submit(key, (ref, request)).wait())
-            if len(pending) > lookahead:
-                yield self._collect(pending.popleft())
-        while pending:
-            yield self._collect(pending.popleft())
+            if jobs:
+                jobs[-1].launched.wait()  # our previous chunk is queued alone, so it is not delayed by this one
+            jobs.append(self.scheduler.submit(key, (ref, request)))
+            if len(jobs) > lookahead:
+                yield self._collect(jobs.popleft().wait())
+        while jobs:
+            yield self._collect(jobs.popleft().wait())
 
     @torch.inference_mode()
     def _launch_batch(self, jobs: list[BatchJob]) -> None:
