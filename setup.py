@@ -48,6 +48,7 @@ setup(
         "ishowtts_ros.engines": [
             "f5 = ishowtts_ros.f5_engine:F5Engine",
             "espeak = ishowtts_ros.espeak_engine:EspeakEngine",
+            "faulty = ishowtts_ros.testing:FaultyEngine",
         ],
     },
 )

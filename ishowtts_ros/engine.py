@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -174,25 +175,48 @@ class Engine(ABC):
         utterance_id = utterance_id or uuid.uuid4().hex[:12]
         fader = StreamingCrossfader(int(self.crossfade_seconds * self.sample_rate))
         last_mark = start
+        done = 0
+        retried = False
         with self._lock:
-            waves = self._render(pieces, resolved_voice, resolved, cancel)
-            for index, wave in enumerate(waves):
-                if cancel is not None and cancel.is_set():
-                    raise SynthesisCancelled(f"utterance {utterance_id} cancelled")
-                is_last = index == len(pieces) - 1
-                out = fader.push(wave, is_last)
-                now = time.perf_counter()
-                yield AudioChunk(
-                    samples=out,
-                    sample_rate=self.sample_rate,
-                    index=index,
-                    utterance_id=utterance_id,
-                    is_last=is_last,
-                    text=pieces[index],
-                    synth_seconds=now - last_mark,
-                    elapsed_seconds=now - start,
-                )
-                last_mark = time.perf_counter()
+            while done < len(pieces):
+                try:
+                    for wave in self._render(pieces[done:], resolved_voice, resolved, cancel):
+                        if cancel is not None and cancel.is_set():
+                            raise SynthesisCancelled(f"utterance {utterance_id} cancelled")
+                        is_last = done == len(pieces) - 1
+                        out = fader.push(wave, is_last)
+                        now = time.perf_counter()
+                        yield AudioChunk(
+                            samples=out,
+                            sample_rate=self.sample_rate,
+                            index=done,
+                            utterance_id=utterance_id,
+                            is_last=is_last,
+                            text=pieces[done],
+                            synth_seconds=now - last_mark,
+                            elapsed_seconds=now - start,
+                        )
+                        done += 1
+                        last_mark = time.perf_counter()
+                    if cancel is not None and cancel.is_set() and done < len(pieces):
+                        raise SynthesisCancelled(f"utterance {utterance_id} cancelled")
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    if retried:
+                        raise EngineError(f"out of accelerator memory even with smaller chunks: {exc}") from exc
+                    retried = True
+                    pieces = pieces[:done] + self._smaller_pieces(pieces[done:])
+                    LOG.warning("out of accelerator memory; released cached memory, retrying with smaller chunks")
+                    self.release_memory()
+
+    def _smaller_pieces(self, pieces: Sequence[str]) -> list[str]:
+        """The same text re-split into chunks half as long as the longest one that failed."""
+        limit = max(16, max(len(p.encode("utf-8")) for p in pieces) // 2)
+        return split_text(" ".join(pieces), first_max_chars=limit, max_chars=limit)
+
+    def release_memory(self) -> None:
+        """Give cached accelerator memory back (after an out-of-memory error)."""
 
     def synthesize_all(
         self, text: str, voice: str | None = None, options: Mapping[str, Any] | None = None
@@ -224,6 +248,12 @@ class Engine(ABC):
         cancel: threading.Event | None,
     ) -> Iterator[np.ndarray]:
         """Yield one mono float32 waveform per text piece, in order, as soon as each is ready."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's CUDA out-of-memory error (without importing torch where it is not loaded)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)
 
 
 def available_engines() -> dict[str, Any]:

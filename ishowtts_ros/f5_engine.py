@@ -264,6 +264,10 @@ class F5Engine(Engine):
     def close(self) -> None:
         self.scheduler.close()
 
+    def release_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
     def _vocos_decode(self, mel: torch.Tensor) -> torch.Tensor:
         """Vocos ``decode`` without its own inference-mode wrapper (so it compiles); callers run under one."""
         return self.vocoder.head(self.vocoder.backbone(mel))

@@ -46,7 +46,9 @@ NODE_NAME = "ishowtts"
 ROS_TYPES = {int: ParameterType.PARAMETER_INTEGER, float: ParameterType.PARAMETER_DOUBLE}
 SPEAKING_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 AUDIO_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
-EVENTS_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
+EVENTS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+#: Deep enough that a burst of text is queued or refused by the node, never overwritten unseen in DDS.
+TEXT_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 
 #: Live parameters besides the engine options: name -> (default, description, range or None).
 LIVE_PARAMETERS: dict[str, tuple[Any, str, tuple[float, float] | None]] = {
@@ -119,13 +121,13 @@ class TtsNode(Node):
 
         text_group = ReentrantCallbackGroup()
         self.create_subscription(
-            String, "tts/text", self._text_callback(None, "tts/text"), 100, callback_group=text_group
+            String, "tts/text", self._text_callback(None, "tts/text"), TEXT_QOS, callback_group=text_group
         )
         for entry in self.get_parameter("text_topics").value:
             if entry.strip():
                 topic, _, voice = entry.partition("=")
                 self.create_subscription(
-                    String, topic.strip(), self._text_callback(voice.strip() or None, topic.strip()), 100,
+                    String, topic.strip(), self._text_callback(voice.strip() or None, topic.strip()), TEXT_QOS,
                     callback_group=text_group,
                 )  # fmt: skip
                 self.get_logger().info(f"also listening on {topic.strip()} (voice {voice.strip() or 'current'})")

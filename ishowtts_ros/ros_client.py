@@ -30,7 +30,7 @@ from std_srvs.srv import Trigger
 from ishowtts_ros.speech import decode_chunk_label, pcm16_to_float
 
 AUDIO_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
-EVENTS_QOS = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
+EVENTS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 SPEAKING_QOS = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -96,7 +96,9 @@ class TtsClient:
             self._append(self.diagnostics, message)
 
     def diagnostic_values(self) -> dict[str, str]:
-        """Key/values of the latest diagnostics status of the target node."""
+        """Key/values of the latest diagnostics status of the target node ({} before the first one arrives)."""
+        if not self.diagnostics:
+            return {}
         status = self.diagnostics[-1].status[0]
         return {pair.key: pair.value for pair in status.values}
 
@@ -140,7 +142,7 @@ class TtsClient:
     def say(self, text: str, topic: str = "tts/text") -> float:
         """Publish text; returns the monotonic time it was sent."""
         if topic not in self.publishers:
-            self.publishers[topic] = self.node.create_publisher(String, topic, 100)
+            self.publishers[topic] = self.node.create_publisher(String, topic, EVENTS_QOS)
             self.wait_for(lambda: self.publishers[topic].get_subscription_count() > 0, 20, f"a subscriber on {topic}")
         sent = time.monotonic()
         self.publishers[topic].publish(String(data=text))
