@@ -27,11 +27,13 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, Float32, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
+from ishowtts_ros.node import AUDIO_QOS, EVENTS_QOS, TEXT_QOS
 from ishowtts_ros.speech import decode_chunk_label, pcm16_to_float
 
-AUDIO_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
-EVENTS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-SPEAKING_QOS = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
+#: Deeper than the node's depth-1 latch, so a test sees every transition, not only the latest state.
+SPEAKING_HISTORY_QOS = QoSProfile(
+    depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+)
 
 
 @dataclass
@@ -62,7 +64,9 @@ class TtsClient:
         self.node.create_subscription(UInt8MultiArray, "tts/audio", self._on_audio, AUDIO_QOS)
         self.node.create_subscription(String, "tts/events", self._on_event, EVENTS_QOS)
         self.node.create_subscription(Float32, "tts/rtf", lambda m: self._append(self.rtf, m.data), 50)
-        self.node.create_subscription(Bool, "tts/speaking", lambda m: self._append(self.speaking, m.data), SPEAKING_QOS)
+        self.node.create_subscription(
+            Bool, "tts/speaking", lambda m: self._append(self.speaking, m.data), SPEAKING_HISTORY_QOS
+        )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         self.publishers: dict[str, Any] = {}
         self.parameters = AsyncParameterClient(self.node, node_name)
@@ -142,7 +146,7 @@ class TtsClient:
     def say(self, text: str, topic: str = "tts/text") -> float:
         """Publish text; returns the monotonic time it was sent."""
         if topic not in self.publishers:
-            self.publishers[topic] = self.node.create_publisher(String, topic, EVENTS_QOS)
+            self.publishers[topic] = self.node.create_publisher(String, topic, TEXT_QOS)
             self.wait_for(lambda: self.publishers[topic].get_subscription_count() > 0, 20, f"a subscriber on {topic}")
         sent = time.monotonic()
         self.publishers[topic].publish(String(data=text))
