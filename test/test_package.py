@@ -42,3 +42,13 @@ def test_metadata_pins_neither_torch_nor_ros():
     setup_text = (ROOT / "setup.py").read_text()
     assert "torch" not in setup_text.split("install_requires")[1].split("]")[0]
     assert "rclpy" not in setup_text
+
+
+def test_config_file_documents_every_node_parameter():
+    import yaml
+
+    from ishowtts_ros.node import LIVE_PARAMETERS, STARTUP_PARAMETERS
+    from ishowtts_ros.options import F5_OPTIONS
+
+    documented = yaml.safe_load((ROOT / "config" / "ishowtts.yaml").read_text())["/**"]["ros__parameters"]
+    assert set(documented) == {*LIVE_PARAMETERS, *STARTUP_PARAMETERS, *F5_OPTIONS}
