@@ -11,8 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
@@ -175,18 +178,37 @@ async def serve(engine: Engine, uri: str, options: OptionsProvider, zeroconf_nam
     await server.run(partial(TtsEventHandler, engine, options))
 
 
-def serve_in_thread(engine: Engine, uri: str, options: OptionsProvider) -> threading.Thread:
-    """Run the server on its own event loop in a daemon thread (the ROS node shares its engine this way)."""
+def serve_in_thread(engine: Engine, uri: str, options: OptionsProvider, timeout: float = 10.0) -> threading.Thread:
+    """Run the server on its own event loop in a daemon thread (the ROS node shares its engine this way); returns
+    once it accepts connections, so whoever reports "ready" next is telling the truth."""
 
     def run() -> None:
         try:
             asyncio.run(serve(engine, uri, options))
-        except Exception:
+        except Exception:  # report and let the node keep serving ROS
             LOG.exception("Wyoming server on %s stopped", uri)
 
     thread = threading.Thread(target=run, name="wyoming", daemon=True)
     thread.start()
+    _wait_listening(uri, thread, timeout)
     return thread
+
+
+def _wait_listening(uri: str, thread: threading.Thread, timeout: float) -> None:
+    parsed = urlparse(uri)
+    deadline = time.monotonic() + timeout
+    while thread.is_alive() and time.monotonic() < deadline:
+        try:
+            if parsed.scheme == "tcp":
+                host = "127.0.0.1" if parsed.hostname in ("0.0.0.0", "", None) else parsed.hostname
+                socket.create_connection((host, parsed.port), timeout=1).close()
+                return
+            if parsed.scheme == "unix" and os.path.exists(parsed.path):
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    LOG.warning("Wyoming server on %s is not accepting connections yet", uri)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
