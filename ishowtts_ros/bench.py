@@ -159,9 +159,8 @@ def step_time(engine: F5Engine, text: str, nfe: int, reps: int) -> tuple[float, 
     ref = engine.reference(engine.registry.get())
     options = engine.resolve_options({"nfe_step": nfe, "seed": 0})
     request = engine.sample_request(ref, text, options)
-    kwargs = dict(steps=nfe, cfg_strength=2.0, sway_sampling_coef=-1.0)
-    engine.sampler.sample([request], **kwargs)
-    times = [timed(lambda: engine.sampler.sample([request], **kwargs), engine.device)[0] for _ in range(reps)]
+    engine.sample_mels([request], options)
+    times = [timed(lambda: engine.sample_mels([request], options), engine.device)[0] for _ in range(reps)]
     return statistics.median(times) / nfe, request.duration
 
 

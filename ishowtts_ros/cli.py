@@ -54,11 +54,7 @@ def _say(args: argparse.Namespace) -> int:
         engine = create_engine(args.engine, engine_config(args))
         load_seconds = time.perf_counter() - started
     console.log(f"engine {engine.name} ready in {load_seconds:.1f} s ({engine.describe()})")
-    options = {
-        key: value
-        for key, value in (("nfe_step", args.nfe), ("seed", args.seed), ("speed", args.speed))
-        if value is not None and key in engine.supported_options
-    }
+    options = engine.supported_subset({"nfe_step": args.nfe, "seed": args.seed, "speed": args.speed})
     if args.warmup:
         with console.status("warming up..."):
             engine.warmup()
@@ -100,21 +96,30 @@ def _play(samples, sample_rate: int) -> None:
 
 
 def _voices(args: argparse.Namespace) -> int:
+    """Lists voices as a table on a terminal and as tab-separated lines when piped, never cutting a path short."""
     from ishowtts_ros.voices import VoiceRegistry
 
     registry = VoiceRegistry.load(args.voices_file)
-    table = Table(title=f"voices in {registry.source}")
-    for column in ("name", "language", "description", "reference audio"):
-        table.add_column(column)
+    rows = []
     for voice in registry.voices():
         try:
             path = voice.audio_path()
-            status = str(path) if path.is_file() else f"[red]missing: {path}[/]"
+            status = str(path) if path.is_file() else f"missing: {path}"
         except EngineError as exc:
-            status = f"[red]{exc}[/]"
+            status = str(exc)
         name = f"{voice.name} (default)" if voice.name == registry.default else voice.name
-        table.add_row(name, voice.language, voice.description, status)
-    Console().print(table)
+        rows.append((name, voice.language, voice.description, status))
+    console = Console()
+    if not console.is_terminal:
+        for row in rows:
+            print("\t".join(row))
+        return EXIT_OK
+    table = Table(title=f"voices in {registry.source}")
+    for column in ("name", "language", "description", "reference audio"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
     return EXIT_OK
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from ishowtts_ros.audio import StreamingCrossfader
 from ishowtts_ros.errors import EngineError, SynthesisCancelled
 from ishowtts_ros.options import OptionSpec
-from ishowtts_ros.text import normalize_text, split_text
+from ishowtts_ros.text import EMPTY_TEXT, normalize_text, split_text
 from ishowtts_ros.voices import Voice, VoiceRegistry
 
 LOG = logging.getLogger(__name__)
@@ -120,6 +120,11 @@ class Engine(ABC):
         """What diagnostics show about this engine (device, precision...)."""
         return {"engine": self.name}
 
+    def supported_subset(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The entries of ``values`` this engine understands, dropping unset (``None``) ones: callers such as the
+        node and the CLI hold settings for every engine."""
+        return {key: value for key, value in values.items() if value is not None and key in self.supported_options}
+
     def resolve_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
         """Merge ``options`` over the defaults; unknown names and bad values raise :class:`EngineError`."""
         resolved = self.default_options
@@ -168,7 +173,7 @@ class Engine(ABC):
         start = time.perf_counter()
         clean = normalize_text(text)
         if not clean:
-            raise EngineError("text is empty (nothing speakable after removing whitespace and control characters)")
+            raise EngineError(EMPTY_TEXT)
         resolved_voice = self.registry.get(voice)
         resolved = self.resolve_options(options)
         pieces = self.split(clean, resolved_voice)

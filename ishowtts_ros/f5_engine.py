@@ -133,18 +133,21 @@ class F5Engine(Engine):
             options = self.default_options
             last = self.sampler.bucket(int(max_seconds * SAMPLE_RATE / HOP_LENGTH))
             for frames in range(self.sampler.bucket(ref.frames + 1), last + 1, BUCKET_FRAMES):
-                request = SampleRequest(cond=ref.cond, tokens=[" "], duration=frames - 1, seed=0)
-                self.sampler.sample(
-                    [request],
-                    steps=options["nfe_step"],
-                    cfg_strength=options["cfg_strength"],
-                    sway_sampling_coef=options["sway_sampling_coef"],
-                )
+                self.sample_mels([SampleRequest(cond=ref.cond, tokens=[" "], duration=frames - 1, seed=0)], options)
         for text in ("Ready.", "The robot voice is warming up and will be ready in a moment."):
             for _ in self.synthesize(text, options={"seed": 0}):
                 pass
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+    def sample_mels(self, requests: Sequence[SampleRequest], options: Mapping[str, Any]):
+        """Mels and frame counts for ``requests`` with resolved ``options`` (NFE, guidance, sway)."""
+        return self.sampler.sample(
+            requests,
+            steps=options["nfe_step"],
+            cfg_strength=options["cfg_strength"],
+            sway_sampling_coef=options["sway_sampling_coef"],
+        )
 
     def _voices_changed(self) -> None:
         with self._reference_lock:

@@ -39,8 +39,8 @@ from ishowtts_ros.engine import AudioChunk, Engine, EngineConfig, create_engine
 from ishowtts_ros.errors import EngineError
 from ishowtts_ros.options import F5_OPTIONS, OptionSpec
 from ishowtts_ros.playback import AudioPlayer
-from ishowtts_ros.speech import SpeechService, Utterance, filter_options
-from ishowtts_ros.text import normalize_text
+from ishowtts_ros.speech import SpeechService, Utterance
+from ishowtts_ros.text import EMPTY_TEXT, normalize_text
 
 NODE_NAME = "ishowtts"
 ROS_TYPES = {int: ParameterType.PARAMETER_INTEGER, float: ParameterType.PARAMETER_DOUBLE}
@@ -217,7 +217,7 @@ class TtsNode(Node):
 
     def current_options(self) -> dict[str, Any]:
         values = {name: self.get_parameter(name).value for name in F5_OPTIONS}
-        return filter_options(self.engine, values) if self.engine is not None else values
+        return self.engine.supported_subset(values) if self.engine is not None else values
 
     # --- text in ----------------------------------------------------------------------------------------------
     def _text_callback(self, voice: str | None, topic: str):
@@ -239,7 +239,7 @@ class TtsNode(Node):
             self.speech.reject(utterance, f"text is {len(text)} characters; max_text_length is {limit}")
             return
         if not normalize_text(text):
-            self.speech.reject(utterance, "text is empty (nothing speakable after removing whitespace and controls)")
+            self.speech.reject(utterance, EMPTY_TEXT)
             return
         self.speech.submit(utterance, interrupt=self.get_parameter("interrupt").value)
 

@@ -20,12 +20,7 @@ def generated_mel(engine: F5Engine, text: str, nfe: int, seed: int) -> torch.Ten
     options = engine.resolve_options({"nfe_step": nfe, "seed": seed})
     ref = engine.reference(engine.registry.get())
     request = engine.sample_request(ref, text, options)
-    mel, durations = engine.sampler.sample(
-        [request],
-        steps=nfe,
-        cfg_strength=options["cfg_strength"],
-        sway_sampling_coef=options["sway_sampling_coef"],
-    )
+    mel, durations = engine.sample_mels([request], options)
     return mel[0, ref.frames : durations[0]].double().cpu()
 
 

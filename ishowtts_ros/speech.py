@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,8 +287,3 @@ def decode_chunk_label(label: str) -> int:
 
 def pcm16_to_float(data: bytes | np.ndarray) -> np.ndarray:
     return np.frombuffer(bytes(data), dtype="<i2").astype(np.float32) / 32768.0
-
-
-def filter_options(engine: Engine, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The subset of ``values`` this engine understands (the node's parameters cover every engine's options)."""
-    return {key: value for key, value in values.items() if key in engine.supported_options}

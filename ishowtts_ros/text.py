@@ -15,6 +15,7 @@ _WORD_BREAK = re.compile(r"\s+")
 _WHITESPACE = re.compile(r"\s+")
 
 Span = tuple[int, int]
+EMPTY_TEXT = "text is empty (nothing speakable after removing whitespace and control characters)"
 
 
 def normalize_text(text: str) -> str:

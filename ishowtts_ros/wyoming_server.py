@@ -226,8 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         engine = create_engine(args.engine, engine_config(args))
-        options = {k: v for k, v in (("nfe_step", args.nfe), ("seed", args.seed)) if v is not None}
-        options = {k: v for k, v in options.items() if k in engine.supported_options}
+        options = engine.supported_subset({"nfe_step": args.nfe, "seed": args.seed})
         engine.resolve_options(options)
         if not args.no_warmup:
             engine.warmup()

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import soundfile
 
-from ishowtts_ros.testing import TINY_CHECKPOINT
+from ishowtts_ros.testing import TINY_CHECKPOINT, write_voices_file
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -50,6 +50,14 @@ def test_voices_lists_the_default_voice():
     result = run_cli("voices")
     assert result.returncode == 0, result.stderr
     assert "nature (default)" in result.stdout and "basic_ref_en.wav" in result.stdout
+
+
+def test_voices_piped_prints_whole_paths_however_long(tmp_path):
+    folder = tmp_path.joinpath(*["a_rather_long_folder_name"] * 6)
+    voices_file = write_voices_file(folder)
+    result = run_cli("voices", "--voices-file", str(voices_file))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"tester (default)\ten\t\t{folder / 'tester.wav'}"]
 
 
 def test_bad_input_exits_2_with_a_clear_message(tmp_path):
