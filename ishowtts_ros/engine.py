@@ -85,7 +85,7 @@ class EngineConfig:
     vocoder: str = ""
     compile: bool | None = None
     cuda_graphs: bool | None = None
-    attention: str = "sdpa"
+    attention: str = "auto"  # f5 on CUDA: auto | lse | sdpa | varlen (see f5_sampler)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -101,7 +101,12 @@ class F5Engine(Engine):
         self._decode = self._vocos_decode
         if self.compiled:
             self._decode = torch.compile(self._vocos_decode, dynamic=True)
-        self.scheduler = BatchScheduler(self._launch_batch, max_batch=int(self.config.extra.get("max_batch", 4)))
+        # A replayed graph already keeps the GPU busy, and eager batches cost more than the replays they replace
+        # (docs/BENCHMARKS.md), so with graphs the worker interleaves requests' chunks instead of batching them.
+        default_batch = 1 if self.sampler.graphs else 4
+        self.scheduler = BatchScheduler(
+            self._launch_batch, max_batch=int(self.config.extra.get("max_batch", default_batch))
+        )
         self._references: dict[str, Reference] = {}
         self._reference_lock = threading.Lock()
         self.load_seconds = time.perf_counter() - started

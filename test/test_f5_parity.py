@@ -11,7 +11,13 @@ from f5_tts.model.utils import convert_char_to_pinyin
 from ishowtts_ros.engine import EngineConfig
 from ishowtts_ros.f5_engine import F5Engine
 from ishowtts_ros.f5_models import random_models
-from ishowtts_ros.f5_sampler import FlowSampler
+from ishowtts_ros.f5_sampler import (
+    FlowSampler,
+    PaddedLayout,
+    attention_kind,
+    channels_last_position_conv,
+    lse_corrected_attention,
+)
 from ishowtts_ros.voices import VoiceRegistry
 
 GEN_TEXT = "I don't really care what you call me."
@@ -86,6 +92,44 @@ def test_batched_requests_equal_single_requests(models):
     for row, request in enumerate((short, long)):
         single, _ = engine.sampler.sample([request], **kwargs)
         assert rel_error(batch[row, : int(lengths[row])], single[0]) < 1e-4
+
+
+@pytest.mark.parametrize("padding", [[0, 1], [37, 5]])
+def test_lse_corrected_attention_equals_attention_over_real_keys(padding):
+    """Zeroed padded keys, unmasked attention and the log-sum-exp rescale give exactly the masked result."""
+    torch.manual_seed(1)
+    rows, heads, frames, head_dim = len(padding), 4, 96, 16
+    query, key, value = (3 * torch.randn(rows, heads, frames, head_dim) for _ in range(3))
+    lengths = torch.tensor([frames - p for p in padding])
+    tokens = torch.arange(frames)[None, :] < lengths[:, None]
+    layout = PaddedLayout(
+        tokens, torch.zeros(2 * rows + 1), frames, padding=torch.tensor(padding, dtype=torch.float32).view(-1, 1, 1, 1)
+    )
+    corrected = lse_corrected_attention(query, key, value, layout)
+    for row, length in enumerate(lengths.tolist()):
+        real = slice(0, length)
+        expected = torch.nn.functional.scaled_dot_product_attention(
+            query[row, :, real], key[row, :, real], value[row, :, real]
+        )
+        assert rel_error(corrected[row, :, real], expected) < 1e-5
+
+
+def test_channels_last_position_conv_equals_upstream(models):
+    """The captured loops' positional conv computes upstream's ConvPositionEmbedding, padding masked the same way."""
+    upstream, _, _ = models
+    module = copy.deepcopy(upstream.transformer.input_embed.conv_pos_embed).float()
+    torch.manual_seed(2)
+    x = torch.randn(2, 70, module.conv1d[0].in_channels)
+    tokens = torch.arange(70)[None, :] < torch.tensor([70, 41])[:, None]
+    with torch.inference_mode():
+        assert rel_error(channels_last_position_conv(module, x, tokens), module(x, mask=tokens)) < 1e-5
+
+
+def test_attention_kind_auto_and_unknown():
+    assert attention_kind("auto", torch.device("cpu")) == "sdpa"
+    assert attention_kind("varlen", torch.device("cpu")) == "varlen"
+    with pytest.raises(ValueError, match="attention must be one of auto, lse, sdpa, varlen"):
+        attention_kind("fast", torch.device("cpu"))
 
 
 def test_sampler_leaves_upstream_model_untouched():

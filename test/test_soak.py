@@ -47,6 +47,10 @@ def test_500_utterances_without_leaks_or_drift(tmp_path):
         assert thread_count == baseline[1], f"threads {baseline[1]} -> {thread_count}"
         early, late = statistics.median(rtfs[50:150]), statistics.median(rtfs[-100:])
         assert late < early * 1.5, f"RTF drifted from {early:.4f} to {late:.4f}"
+        # The diagnostics that count the last utterance follow its `finished` event on another topic.
+        client.wait_for(
+            lambda: int(client.diagnostic_values().get("finished", 0)) >= UTTERANCES, 5, "diagnostics of the last one"
+        )
         values = client.diagnostic_values()
         assert int(values["finished"]) == UTTERANCES and int(values["failures"]) == 0
         print(f"soak: RSS {baseline[0]:.0f} -> {rss:.0f} MiB, threads {thread_count}, RTF {early:.4f} -> {late:.4f}")
