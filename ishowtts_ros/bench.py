@@ -354,6 +354,11 @@ def quality(args: argparse.Namespace, cfm, vocoder) -> dict[str, float]:
     return errors
 
 
+def _cell(value: float, spec: str) -> str:
+    """A table cell: blank where the figure does not apply (NaN: no floor for upstream, no speedup baseline)."""
+    return "" if value != value else format(value, spec)
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"device: {report['device']}, torch {report['torch']}, checkpoint {report['checkpoint']}, "
@@ -364,11 +369,11 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["rows"]:
-        ratio = r["step_ms"] / r["floor_step_ms"] if r["floor_step_ms"] == r["floor_step_ms"] else float("nan")
+        ratio = r["step_ms"] / r["floor_step_ms"]
         lines.append(
             f"| {r['impl']} | {r['text']} | {r['nfe']} | {r['audio_s']:.2f} | {r['synth_s']:.4f} | {r['rtf']:.5f} | "
-            f"{r['ttfa_s'] * 1e3:.1f} | {r['step_ms']:.2f} | {r['floor_step_ms']:.2f} | {ratio:.2f} | "
-            f"{r['peak_mem_gib']:.2f} | {r['speedup']:.1f} |"
+            f"{r['ttfa_s'] * 1e3:.1f} | {_cell(r['step_ms'], '.2f')} | {_cell(r['floor_step_ms'], '.2f')} | "
+            f"{_cell(ratio, '.2f')} | {_cell(r['peak_mem_gib'], '.2f')} | {_cell(r['speedup'], '.1f')} |"
         )
     for key in ("engine", "streaming", "concurrency", "quality", "upstream_default"):
         if key in report:

@@ -86,6 +86,7 @@ class EngineConfig:
     compile: bool | None = None
     cuda_graphs: bool | None = None
     attention: str = "auto"  # f5 on CUDA: auto | lse | sdpa | varlen (see f5_sampler)
+    position_conv: str = "auto"  # f5 on CUDA: auto | triton | cudnn (see f5_sampler)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

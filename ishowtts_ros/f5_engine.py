@@ -95,7 +95,13 @@ class F5Engine(Engine):
         cfm, vocoder = models if models is not None else load_models(self.config.checkpoint, self.config.vocoder)
         graphs = self.config.cuda_graphs if self.config.cuda_graphs is not None else self.device.type == "cuda"
         self.sampler = FlowSampler(
-            cfm, self.device, self.dtype, compile_blocks=self.compiled, graphs=graphs, attention=self.config.attention
+            cfm,
+            self.device,
+            self.dtype,
+            compile_blocks=self.compiled,
+            graphs=graphs,
+            attention=self.config.attention,
+            position_conv=self.config.position_conv,
         )
         self.vocoder = vocoder.to(self.device).float().eval()
         self._decode = self._vocos_decode
@@ -127,6 +133,8 @@ class F5Engine(Engine):
             "precision": self.precision,
             "compiled": self.compiled,
             "cuda_graphs": self.sampler.graphs,
+            "attention": self.sampler.attention,
+            "position_conv": self.sampler.position_conv,
             "checkpoint": self.config.checkpoint or "hub",
         }
 

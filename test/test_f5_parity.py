@@ -13,6 +13,7 @@ from ishowtts_ros.f5_engine import F5Engine
 from ishowtts_ros.f5_models import random_models
 from ishowtts_ros.f5_sampler import (
     FlowSampler,
+    GeluLinear,
     PaddedLayout,
     attention_kind,
     channels_last_position_conv,
@@ -123,6 +124,32 @@ def test_channels_last_position_conv_equals_upstream(models):
     tokens = torch.arange(70)[None, :] < torch.tensor([70, 41])[:, None]
     with torch.inference_mode():
         assert rel_error(channels_last_position_conv(module, x, tokens), module(x, mask=tokens)) < 1e-5
+
+
+def test_gelu_epilogue_replaces_tanh_gelu_only(models):
+    upstream, _, _ = models
+    ff = copy.deepcopy(upstream.transformer.transformer_blocks[0].ff)
+    exact = copy.deepcopy(ff)
+    exact.ff[0][1].approximate = "none"
+    assert not GeluLinear.fuse_into(exact), "cuBLASLt's GELU epilogue is the tanh approximation"
+    assert isinstance(exact.ff[0], torch.nn.Sequential)
+    assert GeluLinear.fuse_into(ff)
+    assert isinstance(ff.ff[0], GeluLinear)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gelu_epilogue_equals_upstream_feed_forward_on_gpu(models):
+    """The GELU-in-the-epilogue feed-forward computes upstream's FeedForward (fp32, so any other GELU shows)."""
+    upstream, _, _ = models
+    ff = copy.deepcopy(upstream.transformer.transformer_blocks[0].ff).float().cuda()
+    fused = copy.deepcopy(ff)
+    assert GeluLinear.fuse_into(fused)
+    torch.manual_seed(3)
+    x = torch.randn(2, 333, ff.ff[0][0].in_features, device="cuda")
+    assert not torch.backends.cuda.matmul.allow_tf32, "tf32 rounding would hide the GELU variant"
+    with torch.inference_mode():
+        assert rel_error(fused(x), ff(x)) < 1e-5
 
 
 def test_attention_kind_auto_and_unknown():
