@@ -343,9 +343,15 @@ class FlowSampler:
         self.position_conv = position_conv_kind(position_conv, conv_pos_embed, device)
         self._triton_conv = None
         if self.graphs and self.position_conv == "triton":
-            from ishowtts_ros.position_conv import TritonPositionConv
+            from ishowtts_ros.position_conv import checked_triton_position_conv
 
-            self._triton_conv = TritonPositionConv(conv_pos_embed, dtype)
+            try:
+                self._triton_conv = checked_triton_position_conv(conv_pos_embed, dtype, device)
+            except RuntimeError as exc:
+                if position_conv == "triton":
+                    raise
+                LOG.warning("positional conv: %s; using cuDNN instead", exc)
+                self.position_conv = "cudnn"
         for block in self.dit.transformer_blocks:
             block.attn.processor = FastAttention(block.attn, block.attn.processor.pe_attn_head)
             if device.type == "cuda":

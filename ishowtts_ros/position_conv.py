@@ -91,6 +91,26 @@ class TritonPositionConv:
         return hidden
 
 
+def checked_triton_position_conv(module: nn.Module, dtype: torch.dtype, device: torch.device) -> TritonPositionConv:
+    """A :class:`TritonPositionConv` that has compiled and matched ``module`` on a padded test input on ``device``;
+    raises ``RuntimeError`` otherwise (an old Triton, a driver that cannot build the kernel, a wrong result)."""
+    conv = TritonPositionConv(module, dtype)
+    generator = torch.Generator(device=device).manual_seed(0)
+    dim = module.conv1d[module.layer_need_mask_idx[0]].in_channels
+    x = torch.randn(2, 200, dim, device=device, generator=generator).to(dtype)
+    mask = torch.arange(200, device=device)[None] < torch.tensor([200, 150], device=device)[:, None]
+    try:
+        with torch.no_grad():
+            out = conv(x, mask).float()
+            expected = module(x, mask).float()
+    except Exception as exc:
+        raise RuntimeError(f"the Triton kernel failed to run: {type(exc).__name__}: {exc}") from exc
+    error = float((out - expected).norm() / expected.norm())
+    if not error < 2e-2 or out[~mask].any():
+        raise RuntimeError(f"the Triton kernel disagrees with upstream (relative error {error:.2e})")
+    return conv
+
+
 @functools.cache
 def _kernel():
     """The jitted kernel, built on first use so that importing this module never needs Triton."""

@@ -7,12 +7,11 @@ ros2 launch ishowtts_ros ishowtts.launch.py [config:=...] [namespace:=...] [voic
 import os
 
 from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
-
-from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:

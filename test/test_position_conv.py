@@ -5,6 +5,7 @@ compiled on the full F5TTS_v1_Base shape in fp16."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -16,7 +17,11 @@ from f5_tts.model.modules import ConvPositionEmbedding
 
 from ishowtts_ros.f5_models import random_models
 from ishowtts_ros.f5_sampler import position_conv_kind
-from ishowtts_ros.position_conv import TritonPositionConv, triton_position_conv_unsupported
+from ishowtts_ros.position_conv import (
+    TritonPositionConv,
+    checked_triton_position_conv,
+    triton_position_conv_unsupported,
+)
 
 
 def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -37,7 +42,7 @@ CASES = {  # name: (frames, real lengths of the two rows, tile)
 }
 
 
-def interpreter_errors() -> dict[str, float]:
+def interpreter_errors() -> dict[str, float | str]:
     """Run in a process started with ``TRITON_INTERPRET=1`` (Triton reads it when it is first imported): the
     kernel's relative error against upstream for each case, for another module's weights, and the largest value it
     wrote into padded frames."""
@@ -51,11 +56,20 @@ def interpreter_errors() -> dict[str, float]:
             results[name] = rel_error(out, module(x, mask))
             results[f"{name}_other_module"] = rel_error(out, random_module(64, 4, seed=frames + 1)(x, mask))
             results[f"{name}_padding"] = float(out[~mask].abs().max()) if (~mask).any() else 0.0
+    cpu = torch.device("cpu")
+    checked_triton_position_conv(random_module(64, 4, seed=5), torch.float32, cpu)  # raises if it disagreed
+    not_mish = random_module(64, 4, seed=5)
+    not_mish.conv1d[1] = torch.nn.GELU()  # the kernel always applies Mish: its self-check must notice
+    try:
+        checked_triton_position_conv(not_mish, torch.float32, cpu)
+        results["self_check_refusal"] = ""
+    except RuntimeError as exc:
+        results["self_check_refusal"] = str(exc)
     return results
 
 
 @pytest.fixture(scope="module")
-def interpreted() -> dict[str, float]:
+def interpreted() -> dict[str, float | str]:
     pytest.importorskip("triton")
     env = dict(os.environ, TRITON_INTERPRET="1")
     done = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -73,6 +87,11 @@ def test_triton_kernel_matches_upstream_in_the_interpreter(interpreted, case):
 def test_triton_kernel_comparison_can_fail(interpreted, case):
     """Against another module's weights the same comparison fails: the check above is not vacuous."""
     assert interpreted[f"{case}_other_module"] > 0.1
+
+
+def test_self_check_refuses_a_kernel_that_disagrees(interpreted):
+    """The start-up self-check passed for a real module (else the run above had failed) and refuses a mismatch."""
+    assert "disagrees with upstream" in interpreted["self_check_refusal"]
 
 
 def test_position_conv_choice_and_its_reasons():
@@ -97,7 +116,7 @@ def test_triton_kernel_matches_upstream_on_gpu_full_shape():
     mask = torch.arange(2176, device="cuda")[None] < torch.tensor([2058, 1500], device="cuda")[:, None]
     with torch.no_grad():
         expected = module.double()(x.double(), mask)
-        out = TritonPositionConv(module, torch.float16)(x.half(), mask)
+        out = checked_triton_position_conv(copy.deepcopy(module).half(), torch.float16, x.device)(x.half(), mask)
     assert rel_error(out, expected) < 5e-3
     assert not out[~mask].any()
 
