@@ -4,7 +4,9 @@ Same function as upstream for the same weights, seed, NFE and text (the tests ho
 - an own Euler loop over upstream's EPSS/sway timesteps (no torchdiffeq), the state kept in float32;
 - classifier-free guidance as one batch of 2B;
 - everything fixed for a request computed once: text embeddings (cond and dropped), the cond/text part of the
-  input projection, the rotary table, the time embeddings of every step;
+  input projection, the rotary table; and what depends only on (NFE, sway) computed once per sampler: every
+  block's AdaLN modulation of every step (the 22 [dim x 6 dim] projections of the time embedding are hoisted out of
+  the loop by giving upstream's AdaLN modules identity projections and feeding them the projected values);
 - attention through :class:`FastAttention`, a processor for upstream's ``Attention`` module: fused QKV projection
   and SDPA, with a key-padding mask when requests of different lengths are batched together;
 - on CUDA ("graph mode"): frames padded to static length buckets, the whole NFE loop captured once per (bucket,
@@ -273,7 +275,8 @@ class _LoopInputs:
     noise: torch.Tensor  # float32 [B, frames, mels]
     context: torch.Tensor  # dtype [rows, frames, dim]: cond/text part of the input projection
     mask: torch.Tensor | PaddedLayout | None
-    time_embeds: torch.Tensor  # dtype [steps, rows, dim]
+    block_modulations: torch.Tensor  # dtype [steps, depth, 1, 6 * dim]: each block's AdaLN modulation per step
+    final_modulations: torch.Tensor  # dtype [steps, 1, 2 * dim]: the final norm's modulation per step
     step_sizes: torch.Tensor  # float32 [steps]
     cfg_strength: torch.Tensor  # float32 []
 
@@ -286,7 +289,8 @@ class _CapturedLoop:
             noise=example.noise.clone(),
             context=example.context.clone(),
             mask=PaddedLayout(*(t.clone() if isinstance(t, torch.Tensor) else t for t in example.mask)),
-            time_embeds=example.time_embeds.clone(),
+            block_modulations=example.block_modulations.clone(),
+            final_modulations=example.final_modulations.clone(),
             step_sizes=example.step_sizes.clone(),
             cfg_strength=example.cfg_strength.clone(),
         )
@@ -308,7 +312,8 @@ class _CapturedLoop:
         for buffer, value in zip(static.mask, inputs.mask, strict=True):
             if isinstance(buffer, torch.Tensor):
                 buffer.copy_(value, non_blocking=True)
-        static.time_embeds.copy_(inputs.time_embeds, non_blocking=True)
+        static.block_modulations.copy_(inputs.block_modulations, non_blocking=True)
+        static.final_modulations.copy_(inputs.final_modulations, non_blocking=True)
         static.step_sizes.copy_(inputs.step_sizes, non_blocking=True)
         static.cfg_strength.copy_(inputs.cfg_strength, non_blocking=True)
         self.graph.replay()
@@ -356,6 +361,8 @@ class FlowSampler:
             block.attn.processor = FastAttention(block.attn, block.attn.processor.pe_attn_head)
             if device.type == "cuda":
                 GeluLinear.fuse_into(block.ff)
+        self._time_projections = self._hoist_time_projections()
+        self._modulation_cache: dict[tuple[int, float | None], tuple[torch.Tensor, torch.Tensor]] = {}
         proj = self.dit.input_embed.proj
         with torch.no_grad():
             self._proj_noise = proj.weight[:, : self.num_channels].contiguous()
@@ -373,6 +380,32 @@ class FlowSampler:
             # one dynamic-shape artifact.
             self._run_captured_block = torch.compile(self._call_captured_block, dynamic=False)
             self._run_block = torch.compile(self._call_block, dynamic=True)
+
+    def _hoist_time_projections(self) -> list[nn.Linear]:
+        """Take the time projection (SiLU + Linear) out of every AdaLN module (each block's and the final norm's),
+        leaving identities: upstream's AdaLN code then runs unchanged on modulations projected once per (NFE,
+        sway) by :meth:`_modulations`. The adapted DiT no longer runs upstream's own ``forward``; this sampler does.
+        """
+        norms = [block.attn_norm for block in self.dit.transformer_blocks] + [self.dit.norm_out]
+        projections = []
+        for norm in norms:
+            if not (isinstance(norm.silu, nn.SiLU) and isinstance(norm.linear, nn.Linear)):
+                raise ValueError(f"unexpected AdaLN layout in {type(norm).__name__}: SiLU + Linear expected")
+            projections.append(norm.linear)
+            norm.silu, norm.linear = nn.Identity(), nn.Identity()
+        return projections
+
+    def _modulations(self, steps: int, sway_sampling_coef: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every block's AdaLN modulation [steps, depth, 1, 6 dim] and the final norm's [steps, 1, 2 dim] for this
+        time grid: one row, broadcast over every CFG row and batch item (they share the flow time)."""
+        key = (steps, sway_sampling_coef)
+        if key not in self._modulation_cache:
+            times, _ = self._timesteps(steps, sway_sampling_coef)
+            activated = F.silu(self.dit.time_embed(times[:-1].to(self.dtype)))
+            projected = [F.linear(activated, p.weight, p.bias) for p in self._time_projections]
+            blocks = torch.stack(projected[:-1], dim=1).unsqueeze(2)
+            self._modulation_cache[key] = (blocks, projected[-1].unsqueeze(1))
+        return self._modulation_cache[key]
 
     @staticmethod
     def _call_block(block: nn.Module, x, t, mask, rope):
@@ -433,13 +466,14 @@ class FlowSampler:
         else:
             mask = None
         context = self._context(requests, step_cond, durations, frames, use_cfg, exact=mask is None)
-        times, step_sizes = self._timesteps(steps, sway_sampling_coef)
-        rows = context.shape[0]
+        _, step_sizes = self._timesteps(steps, sway_sampling_coef)
+        block_modulations, final_modulations = self._modulations(steps, sway_sampling_coef)
         inputs = _LoopInputs(
             noise=self._noise(requests, durations, frames),
             context=context,
             mask=mask,
-            time_embeds=self.dit.time_embed(times[:-1].to(self.dtype).repeat_interleave(rows)).view(steps, rows, -1),
+            block_modulations=block_modulations,
+            final_modulations=final_modulations,
             step_sizes=step_sizes,
             cfg_strength=torch.full((), cfg_strength, device=self.device),
         )
@@ -460,9 +494,8 @@ class FlowSampler:
 
     def _loop(self, inputs: _LoopInputs, rope, use_cfg: bool, captured: bool = False) -> torch.Tensor:
         x = inputs.noise
-        for step in range(inputs.time_embeds.shape[0]):
-            time_embed = inputs.time_embeds[step]
-            flow = self._velocity(x, time_embed, inputs.context, inputs.mask, rope, inputs, use_cfg, captured)
+        for step in range(inputs.step_sizes.shape[0]):
+            flow = self._velocity(x, step, inputs, rope, use_cfg, captured)
             x = x + inputs.step_sizes[step] * flow
         return x
 
@@ -531,13 +564,14 @@ class FlowSampler:
         x = pad_sequence(noise, batch_first=True)
         return F.pad(x, (0, 0, 0, frames - x.shape[1]))
 
-    def _velocity(self, x, time_embed, context, mask, rope, inputs: _LoopInputs, use_cfg: bool, captured: bool):
+    def _velocity(self, x, step: int, inputs: _LoopInputs, rope, use_cfg: bool, captured: bool):
         dit = self.dit
         noisy = x.to(self.dtype)
         if use_cfg:
             noisy = torch.cat((noisy, noisy))
+        mask = inputs.mask
         token_mask = mask.tokens if isinstance(mask, PaddedLayout) else mask
-        hidden = F.linear(noisy, self._proj_noise) + context
+        hidden = F.linear(noisy, self._proj_noise) + inputs.context
         if captured and self._triton_conv is not None:
             positions = self._triton_conv(hidden, token_mask)
         elif captured:
@@ -547,11 +581,11 @@ class FlowSampler:
         hidden = positions + hidden
         residual = hidden
         run_block = self._run_captured_block if captured else self._run_block
-        for block in dit.transformer_blocks:
-            hidden = run_block(block, hidden, time_embed, mask, rope)
+        for block, modulation in zip(dit.transformer_blocks, inputs.block_modulations[step], strict=True):
+            hidden = run_block(block, hidden, modulation, mask, rope)
         if dit.long_skip_connection is not None:
             hidden = dit.long_skip_connection(torch.cat((hidden, residual), dim=-1))
-        out = dit.proj_out(dit.norm_out(hidden, time_embed)).float()
+        out = dit.proj_out(dit.norm_out(hidden, inputs.final_modulations[step])).float()
         if not use_cfg:
             return out
         pred, null_pred = out.chunk(2)

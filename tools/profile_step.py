@@ -1,10 +1,11 @@
 """Where one flow step's time goes on a GPU: per-request prep vs the graph replay, and the top kernels.
 
-Run on the device: tools/device_bench.sh python3 tools/profile_step.py
+Run on the device: tools/device_bench.sh python3 tools/profile_step.py [short|medium|long] [--graphs-only]
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import time
 
@@ -28,14 +29,14 @@ def cuda_ms(fn, reps: int = 5) -> float:
     return start.elapsed_time(end) / reps
 
 
-def profile(cfm, vocoder, peak: float, compile_: bool, graphs: bool, attention: str) -> None:
+def profile(cfm, vocoder, peak: float, compile_: bool, graphs: bool, attention: str, text: str) -> None:
     engine = F5Engine(
         EngineConfig(device="cuda", precision="fp16", compile=compile_, cuda_graphs=graphs, attention=attention),
         models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)),
     )
     ref = engine.reference(engine.registry.get())
     options = engine.resolve_options({"nfe_step": 8, "seed": 0})
-    request = engine.sample_request(ref, TEXTS["medium"], options)
+    request = engine.sample_request(ref, TEXTS[text], options)
     kwargs = dict(steps=8, cfg_strength=2.0, sway_sampling_coef=-1.0)
     total = cuda_ms(lambda: engine.sampler.sample([request], **kwargs))
     floor = 8 * dit_flops(engine.sampler.bucket(request.duration), 1024, 22, 2) / (peak * 1e12) * 1e3
@@ -44,6 +45,14 @@ def profile(cfm, vocoder, peak: float, compile_: bool, graphs: bool, attention: 
     if graphs:
         loop = next(iter(engine.sampler._captured.values()))
         line += f", graph replay alone {cuda_ms(loop.graph.replay):.1f} ms"
+    with torch.inference_mode():
+        mel, durations = engine.sampler.sample([request], **kwargs)
+        generated = mel[:, ref.frames : durations[0]]
+        line += f"; vocoder {cuda_ms(lambda: engine.vocode(generated, ref.rms)):.1f} ms"
+        engine.synthesize_all(TEXTS[text], options={"nfe_step": 8, "seed": 0})
+        started = time.perf_counter()
+        result = engine.synthesize_all(TEXTS[text], options={"nfe_step": 8, "seed": 0})
+    line += f"; whole request {1e3 * (time.perf_counter() - started):.1f} ms wall in {result.chunks} chunk(s)"
     print(line, flush=True)
     started = time.perf_counter()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
@@ -55,10 +64,15 @@ def profile(cfm, vocoder, peak: float, compile_: bool, graphs: bool, attention: 
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("text", nargs="?", default="medium", choices=sorted(TEXTS))
+    parser.add_argument("--graphs-only", action="store_true", help="skip the eager (no graphs) profile")
+    args = parser.parse_args()
     peak = matmul_tflops(torch.device("cuda"))
     cfm, vocoder = random_models("F5TTS_v1_Base")
-    for compile_, graphs, attention in ((True, True, "auto"), (True, False, "auto")):
-        profile(cfm, vocoder, peak, compile_, graphs, attention)
+    variants = ((True, True, "auto"),) if args.graphs_only else ((True, True, "auto"), (True, False, "auto"))
+    for compile_, graphs, attention in variants:
+        profile(cfm, vocoder, peak, compile_, graphs, attention, args.text)
         torch.cuda.empty_cache()
 
 
