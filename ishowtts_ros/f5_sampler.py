@@ -282,15 +282,20 @@ class _LoopInputs:
 
 
 class _CapturedLoop:
-    """One NFE loop captured as a CUDA graph for a fixed (batch, frames, steps, guidance) shape."""
+    """One NFE loop captured as a CUDA graph for a fixed (batch, frames, steps, guidance) shape.
 
-    def __init__(self, sampler: FlowSampler, example: _LoopInputs, use_cfg: bool, pool) -> None:
+    The modulation tables (up to 8.6 MB at NFE 32) are read from buffers shared by every loop of the same NFE:
+    replays run one at a time on the GPU worker, each after copying in its own request's values."""
+
+    def __init__(
+        self, sampler: FlowSampler, example: _LoopInputs, use_cfg: bool, pool, modulations: tuple[torch.Tensor, ...]
+    ) -> None:
         self.static = _LoopInputs(
             noise=example.noise.clone(),
             context=example.context.clone(),
             mask=PaddedLayout(*(t.clone() if isinstance(t, torch.Tensor) else t for t in example.mask)),
-            block_modulations=example.block_modulations.clone(),
-            final_modulations=example.final_modulations.clone(),
+            block_modulations=modulations[0],
+            final_modulations=modulations[1],
             step_sizes=example.step_sizes.clone(),
             cfg_strength=example.cfg_strength.clone(),
         )
@@ -363,6 +368,7 @@ class FlowSampler:
                 GeluLinear.fuse_into(block.ff)
         self._time_projections = self._hoist_time_projections()
         self._modulation_cache: dict[tuple[int, float | None], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._static_modulations: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         proj = self.dit.input_embed.proj
         with torch.no_grad():
             self._proj_noise = proj.weight[:, : self.num_channels].contiguous()
@@ -489,7 +495,10 @@ class FlowSampler:
         with self._capture_lock:
             if key not in self._captured:
                 LOG.info("capturing CUDA graph: batch %d, %d frames, NFE %d", batch, frames, steps)
-                self._captured[key] = _CapturedLoop(self, inputs, use_cfg, self._graph_pool)
+                shared = self._static_modulations.setdefault(
+                    steps, (inputs.block_modulations.clone(), inputs.final_modulations.clone())
+                )
+                self._captured[key] = _CapturedLoop(self, inputs, use_cfg, self._graph_pool, shared)
             return self._captured[key]
 
     def _loop(self, inputs: _LoopInputs, rope, use_cfg: bool, captured: bool = False) -> torch.Tensor:
