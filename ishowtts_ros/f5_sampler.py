@@ -245,6 +245,8 @@ def position_conv_kind(requested: str, module: nn.Module, device: torch.device) 
         return "triton"
     if requested == "triton":
         raise ValueError(f"position_conv 'triton' is not available: {reason}")
+    if device.type == "cuda":
+        LOG.warning("positional conv: the fused Triton kernel is not available (%s); using cuDNN", reason)
     return "cudnn"
 
 
