@@ -7,7 +7,9 @@ Loading real weights goes through upstream's ``load_checkpoint``/``load_vocoder`
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,41 @@ def build_vocos(size: str = "full") -> nn.Module:
     )
 
 
+#: The ``torch.nn.init`` functions that module constructors (torch's and upstream's) call to fill parameters.
+_INIT_FUNCTIONS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "orthogonal_",
+)
+
+
+@contextlib.contextmanager
+def skipped_weight_init() -> Iterator[None]:
+    """Construct modules without filling their parameters (3.5 s -> 0.1 s for the full DiT on a 2-core CPU), for
+    weights that a strict ``load_state_dict`` overwrites right after. Buffers computed from formulas
+    (rotary frequencies, mel filters) are built as usual."""
+    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+    try:
+        for name in _INIT_FUNCTIONS:
+            setattr(nn.init, name, _keep)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
+
+
+def _keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return tensor
+
+
 def randomize_(module: nn.Module, seed: int, std: float = 0.02) -> nn.Module:
     """Give every parameter N(0, std) values (a GPT-style init), including the layers upstream zero-initialises
     (AdaLN, output projection), so a random model's output depends on every weight and precision tests are not
@@ -126,7 +163,8 @@ def load_models(checkpoint: str, vocoder: str = "") -> tuple[nn.Module, nn.Modul
         path = spec.path
         if not Path(path).is_file():
             raise EngineError(f"checkpoint file {path} does not exist; {OFFLINE_HELP}")
-    cfm = build_cfm(spec.arch)
+    with skipped_weight_init():  # upstream's load_checkpoint loads strictly: every parameter gets its value
+        cfm = build_cfm(spec.arch)
     try:
         cfm = load_checkpoint(cfm, path, "cpu", dtype=torch.float32, use_ema=True)
     except Exception as exc:
