@@ -171,9 +171,12 @@ async def serve(engine: Engine, uri: str, options: OptionsProvider, zeroconf_nam
         parsed = urlparse(uri)
         if parsed.scheme != "tcp" or not parsed.port:
             raise EngineError("--zeroconf needs a tcp://host:port URI")
-        discovery = HomeAssistantZeroconf(port=parsed.port, name=zeroconf_name or None)
-        await discovery.register_server()
-        LOG.info("announced _wyoming._tcp.local. as %s", discovery.name)
+        try:
+            discovery = HomeAssistantZeroconf(port=parsed.port, name=zeroconf_name or None)
+            await discovery.register_server()
+            LOG.info("announced _wyoming._tcp.local. as %s", discovery.name)
+        except OSError as exc:  # no multicast route: still serve, Home Assistant can add host and port by hand
+            LOG.warning("zeroconf announcement failed (%s); add the server in Home Assistant by host and port", exc)
     LOG.info("Wyoming TTS server ready on %s (engine %s)", uri, engine.name)
     await server.run(partial(TtsEventHandler, engine, options))
 

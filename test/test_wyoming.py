@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 
 import numpy as np
 import pytest
@@ -192,6 +193,33 @@ def test_espeak_server(tmp_path):
         samples, rate = audio_of(events)
         assert rate == 22050 and np.abs(samples).max() > 1000
     finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def test_zeroconf_announces_the_server_for_home_assistant(tmp_path):
+    """``--zeroconf NAME`` registers ``NAME._wyoming._tcp.local.`` with the server's port, as HA discovers it."""
+    from zeroconf import Zeroconf
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("224.0.0.251", 5353))
+    except OSError as exc:
+        pytest.skip(f"this machine has no multicast route for mDNS ({exc})")
+    name = f"ishowtts-test-{uuid.uuid4().hex[:8]}"
+    process, port, log = start_server(tmp_path, "--engine", "espeak", "--zeroconf", name)
+    zeroconf = Zeroconf()
+    try:
+        info = None
+        deadline = time.monotonic() + 20
+        while info is None and time.monotonic() < deadline:
+            info = zeroconf.get_service_info("_wyoming._tcp.local.", f"{name}._wyoming._tcp.local.", timeout=2000)
+        assert info is not None, f"{name} was not announced: {(tmp_path / f'wyoming-{port}.log').read_text()}"
+        assert info.port == port
+        assert info.parsed_addresses()
+    finally:
+        zeroconf.close()
         process.terminate()
         process.wait(10)
         log.close()
