@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,7 @@ class _Job:
     done: torch.cuda.Event | None
 
 
-def persistent_compile_cache(environ: dict[str, str] | os._Environ = os.environ) -> str:
+def persistent_compile_cache(environ: MutableMapping[str, str] = os.environ) -> str:
     """Point torch.compile's cache (Inductor's kernels, and the Triton binaries under it) at a folder that survives
     a reboot, unless ``TORCHINDUCTOR_CACHE_DIR`` is already set: its default lives in /tmp, which Ubuntu (JetPack)
     empties at boot, so every robot start-up would compile from scratch (~60 s on an H200, minutes on an Orin)."""

@@ -497,9 +497,12 @@ class FlowSampler:
         with self._capture_lock:
             if key not in self._captured:
                 LOG.info("capturing CUDA graph: batch %d, %d frames, NFE %d", batch, frames, steps)
-                shared = self._static_modulations.setdefault(
-                    steps, (inputs.block_modulations.clone(), inputs.final_modulations.clone())
-                )
+                if steps not in self._static_modulations:
+                    self._static_modulations[steps] = (
+                        inputs.block_modulations.clone(),
+                        inputs.final_modulations.clone(),
+                    )
+                shared = self._static_modulations[steps]
                 self._captured[key] = _CapturedLoop(self, inputs, use_cfg, self._graph_pool, shared)
             return self._captured[key]
 
