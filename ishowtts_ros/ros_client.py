@@ -61,8 +61,11 @@ class TtsClient:
         self.rtf: list[float] = []
         self.speaking: list[bool] = []
         self.diagnostics: list[DiagnosticArray] = []
-        self.node.create_subscription(UInt8MultiArray, "tts/audio", self._on_audio, AUDIO_QOS)
-        self.node.create_subscription(String, "tts/events", self._on_event, EVENTS_QOS)
+        #: What a request's outcome arrives on; ``say`` waits until the node publishes to both.
+        self._outcome_subscriptions = [
+            self.node.create_subscription(UInt8MultiArray, "tts/audio", self._on_audio, AUDIO_QOS),
+            self.node.create_subscription(String, "tts/events", self._on_event, EVENTS_QOS),
+        ]
         self.node.create_subscription(Float32, "tts/rtf", lambda m: self._append(self.rtf, m.data), 50)
         self.node.create_subscription(
             Bool, "tts/speaking", lambda m: self._append(self.speaking, m.data), SPEAKING_HISTORY_QOS
@@ -144,10 +147,15 @@ class TtsClient:
 
     # --- sending ----------------------------------------------------------------------------------------------
     def say(self, text: str, topic: str = "tts/text") -> float:
-        """Publish text; returns the monotonic time it was sent."""
+        """Publish text once the node hears it and its audio and events reach us (DDS matches each pair of
+        endpoints on its own, and a volatile topic's messages sent before the match are lost); returns the
+        monotonic time it was sent."""
         if topic not in self.publishers:
             self.publishers[topic] = self.node.create_publisher(String, topic, TEXT_QOS)
             self.wait_for(lambda: self.publishers[topic].get_subscription_count() > 0, 20, f"a subscriber on {topic}")
+        for subscription in self._outcome_subscriptions:
+            what = f"a publisher on {subscription.topic_name}"
+            self.wait_for(lambda s=subscription: s.get_publisher_count() > 0, 20, what)
         sent = time.monotonic()
         self.publishers[topic].publish(String(data=text))
         return sent
