@@ -24,7 +24,7 @@ DEFAULT_TILE = (128, 4, 3)
 
 
 class _PackedConv(NamedTuple):
-    weight: torch.Tensor  # [groups, taps, in_channels, out_channels]: each tap's (64 x 64) matrix, K-major
+    weight: torch.Tensor  # [groups, taps, in_channels, out_channels]: each tap's (in x out) matrix, K-major
     bias: torch.Tensor  # [dim]
 
 
@@ -94,7 +94,10 @@ class TritonPositionConv:
 def checked_triton_position_conv(module: nn.Module, dtype: torch.dtype, device: torch.device) -> TritonPositionConv:
     """A :class:`TritonPositionConv` that has compiled and matched ``module`` on a padded test input on ``device``;
     raises ``RuntimeError`` otherwise (an old Triton, a driver that cannot build the kernel, a wrong result)."""
-    conv = TritonPositionConv(module, dtype)
+    try:
+        conv = TritonPositionConv(module, dtype)
+    except ValueError as exc:
+        raise RuntimeError(f"the Triton kernel does not fit this module: {exc}") from exc
     generator = torch.Generator(device=device).manual_seed(0)
     dim = module.conv1d[module.layer_need_mask_idx[0]].in_channels
     x = torch.randn(2, 200, dim, device=device, generator=generator).to(dtype)
