@@ -283,6 +283,14 @@ class _LoopInputs:
     cfg_strength: torch.Tensor  # float32 []
 
 
+class _Schedule(NamedTuple):
+    """What a time grid fixes for every request: see :meth:`FlowSampler._schedule`."""
+
+    step_sizes: torch.Tensor  # float32 [steps]
+    block_modulations: torch.Tensor  # dtype [steps, depth, 1, 6 * dim]
+    final_modulations: torch.Tensor  # dtype [steps, 1, 2 * dim]
+
+
 class _CapturedLoop:
     """One NFE loop captured as a CUDA graph for a fixed (batch, frames, steps, guidance) shape.
 
@@ -369,14 +377,13 @@ class FlowSampler:
             if device.type == "cuda":
                 GeluLinear.fuse_into(block.ff)
         self._time_projections = self._hoist_time_projections()
-        self._modulation_cache: dict[tuple[int, float | None], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._schedules: dict[tuple[int, float | None], _Schedule] = {}
         self._static_modulations: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         proj = self.dit.input_embed.proj
         with torch.no_grad():
             self._proj_noise = proj.weight[:, : self.num_channels].contiguous()
             self._proj_context = proj.weight[:, self.num_channels :].contiguous()
         self._proj_bias = proj.bias
-        self._timestep_cache: dict[tuple[int, float | None], tuple[torch.Tensor, torch.Tensor]] = {}
         self._captured: dict[tuple[int, int, int, bool], _CapturedLoop] = {}
         self._graph_pool = torch.cuda.graph_pool_handle() if self.graphs else None
         self._capture_lock = threading.Lock()
@@ -392,7 +399,7 @@ class FlowSampler:
     def _hoist_time_projections(self) -> list[nn.Linear]:
         """Take the time projection (SiLU + Linear) out of every AdaLN module (each block's and the final norm's),
         leaving identities: upstream's AdaLN code then runs unchanged on modulations projected once per (NFE,
-        sway) by :meth:`_modulations`. The adapted DiT no longer runs upstream's own ``forward``; this sampler does.
+        sway) by :meth:`_schedule`. The adapted DiT no longer runs upstream's own ``forward``; this sampler does.
         """
         norms = [block.attn_norm for block in self.dit.transformer_blocks] + [self.dit.norm_out]
         projections = []
@@ -403,17 +410,21 @@ class FlowSampler:
             norm.silu, norm.linear = nn.Identity(), nn.Identity()
         return projections
 
-    def _modulations(self, steps: int, sway_sampling_coef: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every block's AdaLN modulation [steps, depth, 1, 6 dim] and the final norm's [steps, 1, 2 dim] for this
-        time grid: one row, broadcast over every CFG row and batch item (they share the flow time)."""
+    def _schedule(self, steps: int, sway_sampling_coef: float | None) -> _Schedule:
+        """What depends only on the time grid, computed once per (NFE, sway): the Euler step sizes, every block's
+        AdaLN modulation and the final norm's, one row broadcast over every CFG row and batch item (they share
+        the flow time)."""
         key = (steps, sway_sampling_coef)
-        if key not in self._modulation_cache:
-            times, _ = self._timesteps(steps, sway_sampling_coef)
-            activated = F.silu(self.dit.time_embed(times[:-1].to(self.dtype)))
+        if key not in self._schedules:
+            times = flow_timesteps(steps, sway_sampling_coef, torch.device("cpu"))
+            activated = F.silu(self.dit.time_embed(self._to_device(times[:-1]).to(self.dtype)))
             projected = [F.linear(activated, p.weight, p.bias) for p in self._time_projections]
-            blocks = torch.stack(projected[:-1], dim=1).unsqueeze(2)
-            self._modulation_cache[key] = (blocks, projected[-1].unsqueeze(1))
-        return self._modulation_cache[key]
+            self._schedules[key] = _Schedule(
+                step_sizes=self._to_device(times[1:] - times[:-1]),
+                block_modulations=torch.stack(projected[:-1], dim=1).unsqueeze(2),
+                final_modulations=projected[-1].unsqueeze(1),
+            )
+        return self._schedules[key]
 
     @staticmethod
     def _call_block(block: nn.Module, x, t, mask, rope):
@@ -474,15 +485,14 @@ class FlowSampler:
         else:
             mask = None
         context = self._context(requests, step_cond, durations, frames, use_cfg, exact=mask is None)
-        _, step_sizes = self._timesteps(steps, sway_sampling_coef)
-        block_modulations, final_modulations = self._modulations(steps, sway_sampling_coef)
+        schedule = self._schedule(steps, sway_sampling_coef)
         inputs = _LoopInputs(
             noise=self._noise(requests, durations, frames),
             context=context,
             mask=mask,
-            block_modulations=block_modulations,
-            final_modulations=final_modulations,
-            step_sizes=step_sizes,
+            block_modulations=schedule.block_modulations,
+            final_modulations=schedule.final_modulations,
+            step_sizes=schedule.step_sizes,
             cfg_strength=torch.full((), cfg_strength, device=self.device),
         )
         if graph_mode:
@@ -556,13 +566,6 @@ class FlowSampler:
         if self.device.type != "cuda":
             return tensor
         return tensor.pin_memory().to(self.device, non_blocking=True)
-
-    def _timesteps(self, steps: int, sway_sampling_coef: float | None) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (steps, sway_sampling_coef)
-        if key not in self._timestep_cache:
-            t = flow_timesteps(steps, sway_sampling_coef, torch.device("cpu"))
-            self._timestep_cache[key] = (self._to_device(t), self._to_device(t[1:] - t[:-1]))
-        return self._timestep_cache[key]
 
     def _noise(self, requests: Sequence[SampleRequest], durations: list[int], frames: int) -> torch.Tensor:
         """Upstream's noise (one draw per item of its own length, seeded per item, zero padded), always drawn in
