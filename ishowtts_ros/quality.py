@@ -15,6 +15,11 @@ from ishowtts_ros.f5_engine import F5Engine
 QUALITY_TOLERANCE = 2e-2
 
 
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    """‖got − want‖ / ‖want‖, computed in float64."""
+    return float((got.double() - want.double()).norm() / want.double().norm())
+
+
 def generated_mel(engine: F5Engine, text: str, nfe: int, seed: int) -> torch.Tensor:
     """The generated part of the mel for ``text`` as one chunk with the default voice."""
     options = engine.resolve_options({"nfe_step": nfe, "seed": seed})
@@ -30,4 +35,4 @@ def mel_relative_error(candidate: F5Engine, reference: F5Engine, text: str, nfe:
     want = generated_mel(reference, text, nfe, seed)
     if not torch.isfinite(got).all():
         return math.inf
-    return float((got - want).norm() / want.norm())
+    return relative_error(got, want)

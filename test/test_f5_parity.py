@@ -19,13 +19,10 @@ from ishowtts_ros.f5_sampler import (
     channels_last_position_conv,
     lse_corrected_attention,
 )
+from ishowtts_ros.quality import relative_error
 from ishowtts_ros.voices import VoiceRegistry
 
 GEN_TEXT = "I don't really care what you call me."
-
-
-def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +52,7 @@ def test_sampler_equals_upstream_cfm_sample(models, steps, cfg, sway):
     got, lengths = engine.sampler.sample([request], steps=steps, cfg_strength=cfg, sway_sampling_coef=sway)
     assert got.shape == expected.shape
     assert int(lengths[0]) == expected.shape[1]
-    assert rel_error(got, expected) < 1e-4
+    assert relative_error(got, expected) < 1e-4
 
 
 def test_engine_wave_is_vocos_of_upstream_mel(models):
@@ -79,7 +76,7 @@ def test_engine_wave_is_vocos_of_upstream_mel(models):
         expected = expected * ref.rms / 0.1
     result = engine.synthesize_all(GEN_TEXT, options={"seed": 99, "nfe_step": 6})
     assert result.chunks == 1
-    assert rel_error(torch.from_numpy(result.samples), expected) < 1e-4
+    assert relative_error(torch.from_numpy(result.samples), expected) < 1e-4
 
 
 def test_batched_requests_equal_single_requests(models):
@@ -92,7 +89,7 @@ def test_batched_requests_equal_single_requests(models):
     batch, lengths = engine.sampler.sample([short, long], **kwargs)
     for row, request in enumerate((short, long)):
         single, _ = engine.sampler.sample([request], **kwargs)
-        assert rel_error(batch[row, : int(lengths[row])], single[0]) < 1e-4
+        assert relative_error(batch[row, : int(lengths[row])], single[0]) < 1e-4
 
 
 @pytest.mark.parametrize("padding", [[0, 1], [37, 5]])
@@ -112,7 +109,7 @@ def test_lse_corrected_attention_equals_attention_over_real_keys(padding):
         expected = torch.nn.functional.scaled_dot_product_attention(
             query[row, :, real], key[row, :, real], value[row, :, real]
         )
-        assert rel_error(corrected[row, :, real], expected) < 1e-5
+        assert relative_error(corrected[row, :, real], expected) < 1e-5
 
 
 def test_channels_last_position_conv_equals_upstream(models):
@@ -123,7 +120,7 @@ def test_channels_last_position_conv_equals_upstream(models):
     x = torch.randn(2, 70, module.conv1d[0].in_channels)
     tokens = torch.arange(70)[None, :] < torch.tensor([70, 41])[:, None]
     with torch.inference_mode():
-        assert rel_error(channels_last_position_conv(module, x, tokens), module(x, mask=tokens)) < 1e-5
+        assert relative_error(channels_last_position_conv(module, x, tokens), module(x, mask=tokens)) < 1e-5
 
 
 def test_gelu_epilogue_replaces_tanh_gelu_only(models):
@@ -149,7 +146,7 @@ def test_gelu_epilogue_equals_upstream_feed_forward_on_gpu(models):
     x = torch.randn(2, 333, ff.ff[0][0].in_features, device="cuda")
     assert not torch.backends.cuda.matmul.allow_tf32, "tf32 rounding would hide the GELU variant"
     with torch.inference_mode():
-        assert rel_error(fused(x), ff(x)) < 1e-5
+        assert relative_error(fused(x), ff(x)) < 1e-5
 
 
 def test_attention_kind_auto_and_unknown():

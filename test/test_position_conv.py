@@ -22,10 +22,7 @@ from ishowtts_ros.position_conv import (
     checked_triton_position_conv,
     triton_position_conv_unsupported,
 )
-
-
-def rel_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
+from ishowtts_ros.quality import relative_error
 
 
 def random_module(dim: int, groups: int, seed: int) -> ConvPositionEmbedding:
@@ -53,8 +50,8 @@ def interpreter_errors() -> dict[str, float | str]:
         mask = torch.arange(frames)[None] < torch.tensor(lengths)[:, None]
         with torch.no_grad():
             out = TritonPositionConv(module, torch.float32, tile=tile)(x, mask)
-            results[name] = rel_error(out, module(x, mask))
-            results[f"{name}_other_module"] = rel_error(out, random_module(64, 4, seed=frames + 1)(x, mask))
+            results[name] = relative_error(out, module(x, mask))
+            results[f"{name}_other_module"] = relative_error(out, random_module(64, 4, seed=frames + 1)(x, mask))
             results[f"{name}_padding"] = float(out[~mask].abs().max()) if (~mask).any() else 0.0
     cpu = torch.device("cpu")
     checked_triton_position_conv(random_module(64, 4, seed=5), torch.float32, cpu)  # raises if it disagreed
@@ -117,7 +114,7 @@ def test_triton_kernel_matches_upstream_on_gpu_full_shape():
     with torch.no_grad():
         expected = module.double()(x.double(), mask)
         out = checked_triton_position_conv(copy.deepcopy(module).half(), torch.float16, x.device)(x.half(), mask)
-    assert rel_error(out, expected) < 5e-3
+    assert relative_error(out, expected) < 5e-3
     assert not out[~mask].any()
 
 

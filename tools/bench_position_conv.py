@@ -15,14 +15,11 @@ from triton.testing import do_bench
 
 from ishowtts_ros.f5_sampler import channels_last_position_conv
 from ishowtts_ros.position_conv import TritonPositionConv
+from ishowtts_ros.quality import relative_error
 
 DIM, TAPS, GROUPS = 1024, 31, 16
 FRAMES = (1152, 2176, 4096)
 TILES = [(f, w, s) for f, w, s in itertools.product((32, 64, 128), (4, 8), (2, 3, 4)) if not (f == 32 and w == 8)]
-
-
-def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
-    return float((out.double() - ref).norm() / ref.norm())
 
 
 def main() -> None:
