@@ -131,17 +131,18 @@ class TtsNode(Node):
                     callback_group=text_group,
                 )  # fmt: skip
                 self.get_logger().info(f"also listening on {topic.strip()} (voice {voice.strip() or 'current'})")
-        service_group = MutuallyExclusiveCallbackGroup()
-        self.create_service(Trigger, "tts/stop", self._stop, callback_group=service_group)
-        self.create_service(Trigger, "tts/list_voices", self._list_voices, callback_group=service_group)
-        self.create_service(Trigger, "tts/reload_voices", self._reload_voices, callback_group=service_group)
-        self.create_timer(1.0, self.publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         if self.engine is not None and self.get_parameter("use_wyoming").value:
             from ishowtts_ros.wyoming_server import serve_in_thread
 
             uri = self.get_parameter("wyoming_uri").value
             serve_in_thread(self.engine, uri, self.current_options)
             self.get_logger().info(f"Wyoming TTS server for Home Assistant on {uri} (sharing this node's engine)")
+        # The services come last: once a client sees them, everything else (Wyoming included) is serving.
+        service_group = MutuallyExclusiveCallbackGroup()
+        self.create_service(Trigger, "tts/stop", self._stop, callback_group=service_group)
+        self.create_service(Trigger, "tts/list_voices", self._list_voices, callback_group=service_group)
+        self.create_service(Trigger, "tts/reload_voices", self._reload_voices, callback_group=service_group)
+        self.create_timer(1.0, self.publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         if self.engine is not None:
             self.get_logger().info(f"ready: {json.dumps(self.engine.describe())}")
 
