@@ -8,15 +8,23 @@ STAMP := $(VENV)/.bootstrapped
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format bootstrap system-deps clean
+.PHONY: demo test check static lint format bootstrap system-deps clean
 
 demo: bootstrap
-	$(PY) -m ishowtts_ros.demo
+	$(PY) -m ishowtts_ros.ros.demo
 
-test: bootstrap
+# Everything: lint, types, unit, engine, ROS (real DDS), Wyoming and launch tests.
+test: static
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit loop: lint, types and the tests that start no process and no DDS participant.
+check: static
+	$(PY) -m pytest -q test/unit test/engine -m "not slow and not ros and not gpu" $(PYTEST_ARGS)
+
+static: bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/mypy
 
 lint: bootstrap
 	$(VENV)/bin/ruff check --fix .

@@ -42,13 +42,12 @@ setup(
     entry_points={
         "console_scripts": [
             "ishowtts = ishowtts_ros.cli:main",
-            "tts_node = ishowtts_ros.node:main",
-            "tts_player = ishowtts_ros.player_node:main",
+            "tts_node = ishowtts_ros.ros.node:main",
+            "tts_player = ishowtts_ros.ros.player_node:main",
         ],
         "ishowtts_ros.engines": [
-            "f5 = ishowtts_ros.f5_engine:F5Engine",
-            "espeak = ishowtts_ros.espeak_engine:EspeakEngine",
-            "faulty = ishowtts_ros.testing:FaultyEngine",
+            "f5 = ishowtts_ros.engines.f5.engine:F5Engine",
+            "espeak = ishowtts_ros.engines.espeak:EspeakEngine",
         ],
     },
 )

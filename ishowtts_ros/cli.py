@@ -16,36 +16,12 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from ishowtts_ros.engine import EngineConfig, available_engines, create_engine
-from ishowtts_ros.errors import EngineError
+from ishowtts_ros.core.errors import EngineError
+from ishowtts_ros.engines.arguments import add_engine_arguments, engine_config
+from ishowtts_ros.engines.registry import available_engines, create_engine
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 console = Console(stderr=True)
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """Engine settings shared by every subcommand that synthesizes."""
-    group = parser.add_argument_group("engine")
-    group.add_argument("--engine", default="auto", help="f5, espeak or auto (f5 when its checkpoint is at hand)")
-    group.add_argument("--voices-file", type=Path, default=None, help="voices YAML (default: config/voices.yaml)")
-    group.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
-    group.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
-    group.add_argument(
-        "--checkpoint", default="", help="F5 checkpoint: local .safetensors/.pt, 'hub' (default) or random:<arch>"
-    )
-    group.add_argument("--vocoder", default="", help="local vocos-mel-24khz folder, '' for the hub, or 'random'")
-    group.add_argument("--no-compile", action="store_true", help="skip torch.compile on CUDA (faster start)")
-
-
-def engine_config(args: argparse.Namespace) -> EngineConfig:
-    return EngineConfig(
-        voices_file=args.voices_file,
-        device=args.device,
-        precision=args.precision,
-        checkpoint=args.checkpoint,
-        vocoder=args.vocoder,
-        compile=False if args.no_compile else None,
-    )
 
 
 def _say(args: argparse.Namespace) -> int:
@@ -58,31 +34,24 @@ def _say(args: argparse.Namespace) -> int:
     if args.warmup:
         with console.status("warming up..."):
             engine.warmup()
-    started = time.perf_counter()
-    chunks = []
-    first_audio = 0.0
     with console.status("synthesizing...") as status:
-        for chunk in engine.synthesize(args.text, args.voice, options):
-            if not chunks:
-                first_audio = time.perf_counter() - started
-            chunks.append(chunk)
-            status.update(f"synthesizing... chunk {chunk.index + 1}: {chunk.duration:.2f} s of audio")
-    synth_seconds = time.perf_counter() - started
-    import numpy as np
+        result = engine.synthesize_all(
+            args.text,
+            args.voice,
+            options,
+            on_chunk=lambda c: status.update(f"synthesizing... chunk {c.index + 1}: {c.duration:.2f} s of audio"),
+        )
+    from ishowtts_ros.core.audio import write_wav
 
-    from ishowtts_ros.audio import write_wav
-
-    samples = np.concatenate([c.samples for c in chunks])
-    audio_seconds = len(samples) / engine.sample_rate
-    path = write_wav(args.out, samples, engine.sample_rate)
+    path = write_wav(args.out, result.samples, result.sample_rate)
     print(f"wrote {path}")
     print(f"engine:             {engine.name}")
-    print(f"audio seconds:      {audio_seconds:.3f}")
-    print(f"synthesis seconds:  {synth_seconds:.3f}")
-    print(f"RTF:                {synth_seconds / audio_seconds:.4f}")
-    print(f"time to first audio: {first_audio * 1000:.1f} ms")
+    print(f"audio seconds:      {result.audio_seconds:.3f}")
+    print(f"synthesis seconds:  {result.synth_seconds:.3f}")
+    print(f"RTF:                {result.rtf:.4f}")
+    print(f"time to first audio: {result.first_audio_seconds * 1000:.1f} ms")
     if args.play:
-        _play(samples, engine.sample_rate)
+        _play(result.samples, result.sample_rate)
     return EXIT_OK
 
 
@@ -97,7 +66,7 @@ def _play(samples, sample_rate: int) -> None:
 
 def _voices(args: argparse.Namespace) -> int:
     """Lists voices as a table on a terminal and as tab-separated lines when piped, never cutting a path short."""
-    from ishowtts_ros.voices import VoiceRegistry
+    from ishowtts_ros.core.voices import VoiceRegistry
 
     registry = VoiceRegistry.load(args.voices_file)
     rows = []
@@ -145,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     voices.set_defaults(handler=_voices)
 
     for name, help_text, module in (
-        ("bench", "benchmark the engine against upstream f5-tts", "ishowtts_ros.bench"),
-        ("wyoming", "serve the engine to Home Assistant over the Wyoming protocol", "ishowtts_ros.wyoming_server"),
+        ("bench", "benchmark the engine against upstream f5-tts", "ishowtts_ros.bench.run"),
+        ("wyoming", "serve the engine to Home Assistant over the Wyoming protocol", "ishowtts_ros.wyoming.server"),
     ):
         sub = commands.add_parser(name, help=help_text, add_help=False)
         sub.set_defaults(delegate=module)

@@ -1,22 +1,22 @@
-"""Shared fixtures: one tiny random-init F5 engine per session (real upstream classes, CPU, fp32)."""
+"""Shared fixtures; test processes (nodes, servers, CLIs) inherit this folder on their path so they can load the
+test-only engines of :mod:`support.engines`."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+from support.engines import FAULTY_ENGINE, tiny_f5
 
-from ishowtts_ros.engine import EngineConfig
-from ishowtts_ros.testing import TINY_CHECKPOINT, write_voices_file
-
-
-@pytest.fixture(scope="session")
-def voices_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("voices")
-    write_voices_file(folder)
-    return folder
+TEST_ROOT = str(Path(__file__).resolve().parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (TEST_ROOT, os.environ.get("PYTHONPATH", "")) if p)
+os.environ["ISHOWTTS_EXTRA_ENGINES"] = FAULTY_ENGINE
 
 
 @pytest.fixture(scope="session")
 def tiny_engine():
-    from ishowtts_ros.f5_engine import F5Engine
-
-    return F5Engine(EngineConfig(checkpoint=TINY_CHECKPOINT, device="cpu"))
+    """One tiny random-init F5 engine per session (real upstream classes, CPU, fp32)."""
+    engine = tiny_f5()
+    yield engine
+    engine.close()

@@ -13,9 +13,8 @@ import torch
 from f5_tts.model.modules import ConvPositionEmbedding
 from triton.testing import do_bench
 
-from ishowtts_ros.f5_sampler import channels_last_position_conv
-from ishowtts_ros.position_conv import TritonPositionConv
-from ishowtts_ros.quality import relative_error
+from ishowtts_ros.engines.f5.kernels.position_conv import TritonPositionConv, channels_last_position_conv
+from ishowtts_ros.engines.f5.quality import relative_error
 
 DIM, TAPS, GROUPS = 1024, 31, 16
 FRAMES = (1152, 2176, 4096)

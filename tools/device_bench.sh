@@ -2,7 +2,7 @@
 # Run on a lent GPU machine (the `device` tool) from the repository root, with the f5-tts wheels carried in .whl/
 # (docs/BENCHMARKS.md says how they are fetched). The device image has torch 2.11 but not f5-tts; f5-tts's
 # training-only imports (wandb, datasets) are stubbed there because inference never uses them.
-# Usage: tools/device_bench.sh <command...>   e.g. tools/device_bench.sh python3 -m ishowtts_ros.bench --out "$OUT"
+# Usage: tools/device_bench.sh <command...>   e.g. tools/device_bench.sh python3 -m ishowtts_ros.bench.run --out "$OUT"
 set -euo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 mkdir -p /tmp/stubs/wandb /tmp/stubs/datasets

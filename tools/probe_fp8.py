@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from triton.testing import do_bench
 
-from ishowtts_ros.engine import EngineConfig
-from ishowtts_ros.f5_engine import F5Engine
-from ishowtts_ros.f5_models import random_models
-from ishowtts_ros.quality import QUALITY_TOLERANCE, mel_relative_error
+from ishowtts_ros.engines.f5.engine import F5Engine
+from ishowtts_ros.engines.f5.models import random_models
+from ishowtts_ros.engines.f5.options import F5Config
+from ishowtts_ros.engines.f5.quality import QUALITY_TOLERANCE, mel_relative_error
 
 E4M3 = torch.float8_e4m3fn
 E4M3_MAX = 448.0
@@ -46,7 +46,7 @@ def main() -> None:
     cfm, vocoder = random_models("F5TTS_v1_Base", seed=11)
     engines = {
         precision: F5Engine(
-            EngineConfig(device="cuda", precision=precision, compile=False, cuda_graphs=False),
+            F5Config(device="cuda", precision=precision, compile=False, cuda_graphs=False),
             models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)),
         )
         for precision in ("fp32", "fp16")

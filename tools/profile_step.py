@@ -11,10 +11,10 @@ import time
 
 import torch
 
-from ishowtts_ros.bench import TEXTS, dit_flops, matmul_tflops
-from ishowtts_ros.engine import EngineConfig
-from ishowtts_ros.f5_engine import F5Engine
-from ishowtts_ros.f5_models import random_models
+from ishowtts_ros.bench.workloads import TEXTS, dit_flops, matmul_tflops
+from ishowtts_ros.engines.f5.engine import F5Engine
+from ishowtts_ros.engines.f5.models import random_models
+from ishowtts_ros.engines.f5.options import F5Config
 
 
 def cuda_ms(fn, reps: int = 5) -> float:
@@ -31,7 +31,7 @@ def cuda_ms(fn, reps: int = 5) -> float:
 
 def profile(cfm, vocoder, peak: float, compile_: bool, graphs: bool, attention: str, text: str) -> None:
     engine = F5Engine(
-        EngineConfig(device="cuda", precision="fp16", compile=compile_, cuda_graphs=graphs, attention=attention),
+        F5Config(device="cuda", precision="fp16", compile=compile_, cuda_graphs=graphs, attention=attention),
         models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)),
     )
     ref = engine.reference(engine.registry.get())

@@ -1,0 +1,191 @@
+"""What the benchmark runs and how it times it: the texts, upstream's and the engine's runners, per-step time,
+concurrency, streaming gaps and start-up."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ishowtts_ros.core.engine import EngineConfig
+from ishowtts_ros.engines.f5.engine import F5Engine
+
+Runner = Callable[[str, int], tuple[float, float, float]]
+
+TEXTS = {
+    "short": "Hello! I am your robot assistant. How can I help you today?",
+    "medium": (
+        "I don't really care what you call me. I've been a silent spectator, watching species evolve, "
+        "empires rise and fall. But always remember, I am mighty and enduring."
+    ),
+    "long": (
+        "Good morning, and welcome to the laboratory. I am the robot that guides visitors through the building. "
+        "Today we will start on the ground floor, where the assembly line builds small delivery robots. "
+        "After that, we will take the elevator to the second floor and visit the testing area, where every robot "
+        "walks ten kilometres before it leaves the factory. Please stay close to me, keep to the marked path, "
+        "and do not touch the machines while they are running. If you have a question at any time, just ask, "
+        "and I will do my best to answer it. Shall we begin?"
+    ),
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_tflops(device: torch.device) -> float:
+    """Measured fp16 (CUDA) / fp32 (CPU) matmul rate: the ceiling of the compute floor."""
+    size, dtype = (8192, torch.float16) if device.type == "cuda" else (512, torch.float32)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    started = time.perf_counter()
+    reps = 10
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return reps * 2 * size**3 / (time.perf_counter() - started) / 1e12
+
+
+def dit_flops(frames: int, dim: int, depth: int, ff_mult: int, batch: int = 2) -> float:
+    """FLOPs of one DiT forward over ``frames`` tokens (linear layers plus attention), CFG batch of 2."""
+    linear = 2 * frames * (4 * dim * dim + 2 * dim * ff_mult * dim) * depth
+    attention = 2 * 2 * frames * frames * dim * depth
+    return batch * (linear + attention)
+
+
+def timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
+    sync(device)
+    started = time.perf_counter()
+    out = fn()
+    sync(device)
+    return time.perf_counter() - started, out
+
+
+def median_runs(fn: Callable[[], tuple[float, float, float]], warmup: int, reps: int) -> list[tuple]:
+    for _ in range(warmup):
+        fn()
+    return [fn() for _ in range(reps)]
+
+
+def upstream_runner(
+    cfm: Any, vocoder: Any, device: torch.device, ref_audio: torch.Tensor, ref_rate: int, ref_text: str
+) -> Runner:
+    """A callable timing upstream's own inference path for (text, nfe): (synth s, audio s, ttfa s)."""
+    from f5_tts.infer.utils_infer import chunk_text, infer_batch_process
+
+    def run(text: str, nfe: int) -> tuple[float, float, float]:
+        seconds = ref_audio.shape[-1] / ref_rate
+        max_chars = int(len(ref_text.encode("utf-8")) / seconds * (22 - seconds))
+        batches = chunk_text(text, max_chars=max_chars)
+        elapsed, out = timed(
+            lambda: next(
+                infer_batch_process(
+                    (ref_audio, ref_rate), ref_text, batches, cfm, vocoder, nfe_step=nfe, progress=None, device=device
+                )
+            ),
+            device,
+        )
+        wave, rate, _ = out
+        return elapsed, len(wave) / rate, elapsed  # non-streaming: the first audio is the whole utterance
+
+    return run
+
+
+def engine_runner(engine: F5Engine) -> Runner:
+    def run(text: str, nfe: int) -> tuple[float, float, float]:
+        sync(engine.device)
+        started = time.perf_counter()
+        first = None
+        samples = 0
+        for chunk in engine.synthesize(text, options={"nfe_step": nfe, "seed": 0}):
+            if first is None:
+                first = time.perf_counter() - started
+            samples += len(chunk.samples)
+        sync(engine.device)
+        return time.perf_counter() - started, samples / engine.sample_rate, first or 0.0
+
+    return run
+
+
+def step_time(engine: F5Engine, text: str, nfe: int, reps: int) -> tuple[float, int]:
+    """Seconds per flow step for ``text`` as one chunk (the workload upstream runs), and its frame count."""
+    ref = engine.reference(engine.registry.get())
+    options = engine.resolve_options({"nfe_step": nfe, "seed": 0})
+    request = engine.sample_request(ref, text, options)
+    engine.sample_mels([request], options)
+    times = [timed(lambda: engine.sample_mels([request], options), engine.device)[0] for _ in range(reps)]
+    return statistics.median(times) / nfe, request.duration
+
+
+def concurrency(engine: F5Engine, text: str, nfe: int, streams: int) -> dict[str, Any]:
+    """Aggregate throughput of ``streams`` simultaneous requests vs one stream alone (after one untimed round,
+    which compiles whatever batch shapes the round forms)."""
+    result = {}
+    for _ in range(2):
+        result = _concurrency_round(engine, text, nfe, streams)
+    return result
+
+
+def _concurrency_round(engine: F5Engine, text: str, nfe: int, streams: int) -> dict[str, Any]:
+    single_synth, single_audio, _ = engine_runner(engine)(text, nfe)
+    finished: list[float] = []
+    audio: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(streams)
+
+    def worker() -> None:
+        barrier.wait()
+        synth, seconds, _ = engine_runner(engine)(text, nfe)
+        with lock:
+            finished.append(synth)
+            audio.append(seconds)
+
+    threads = [threading.Thread(target=worker) for _ in range(streams)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    single_rate = single_audio / single_synth
+    aggregate_rate = sum(audio) / wall
+    return {
+        "streams": streams,
+        "single_stream_audio_s_per_s": single_rate,
+        "aggregate_audio_s_per_s": aggregate_rate,
+        "throughput_ratio": aggregate_rate / single_rate,
+        "slowest_stream_s": max(finished),
+        "fastest_stream_s": min(finished),
+        "largest_batch": engine.scheduler.largest_batch,
+    }
+
+
+def streaming_gaps(engine: F5Engine, text: str, nfe: int) -> dict[str, Any]:
+    """Whether each next chunk is ready before the previous one finishes playing (playback starts at chunk 0)."""
+    chunks = list(engine.synthesize(text, options={"nfe_step": nfe, "seed": 0}))
+    play_start = chunks[0].elapsed_seconds
+    slack = []
+    for previous, chunk in itertools.pairwise(chunks):
+        play_start += previous.duration
+        slack.append(play_start - chunk.elapsed_seconds)
+    return {"chunks": len(chunks), "min_slack_s": min(slack) if slack else None, "gapless": all(s > 0 for s in slack)}
+
+
+def startup_seconds(config: EngineConfig) -> dict[str, float]:
+    """Load, then compile + graph capture + warm-up, of a fresh engine (this process)."""
+    started = time.perf_counter()
+    engine = F5Engine(config)
+    loaded = time.perf_counter()
+    engine.warmup()
+    sync(engine.device)
+    ready = time.perf_counter()
+    return {"ready_s": ready - started, "load_s": loaded - started, "warmup_s": ready - loaded}

@@ -1,0 +1,263 @@
+"""Engine plugin API shared by the CLI, the ROS node, the Wyoming server and the benchmark.
+
+An engine turns text into a stream of :class:`AudioChunk` objects, one per text chunk, so callers can start playing
+the first sentence while later ones are still being synthesized. Engines are found by name through
+:mod:`ishowtts_ros.engines.registry`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ishowtts_ros.core.audio import StreamingCrossfader
+from ishowtts_ros.core.errors import EngineError, SynthesisCancelled
+from ishowtts_ros.core.options import OptionSpec
+from ishowtts_ros.core.text import EMPTY_TEXT, normalize_text, split_text
+from ishowtts_ros.core.voices import Voice, VoiceRegistry
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """One piece of an utterance's audio: mono float32 PCM in [-1, 1] plus where it sits and how long it took."""
+
+    samples: np.ndarray
+    sample_rate: int
+    index: int
+    utterance_id: str
+    is_last: bool
+    text: str
+    synth_seconds: float
+    elapsed_seconds: float
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    def pcm16(self) -> np.ndarray:
+        """The chunk as signed 16-bit PCM (clipped), the wire format of the ROS topic and Wyoming."""
+        return (np.clip(self.samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+
+
+@dataclass
+class SynthesisResult:
+    """A whole utterance, joined from its chunks, with the figures every caller reports."""
+
+    samples: np.ndarray
+    sample_rate: int
+    utterance_id: str
+    synth_seconds: float
+    first_audio_seconds: float
+    chunks: int
+
+    @property
+    def audio_seconds(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    @property
+    def rtf(self) -> float:
+        return self.synth_seconds / self.audio_seconds if self.audio_seconds else float("inf")
+
+
+@dataclass
+class EngineConfig:
+    """Start-up settings common to all engines (an engine may take a subclass with its own, as F5 does)."""
+
+    voices_file: Path | str | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    checkpoint: str = ""
+    vocoder: str = ""
+    compile: bool | None = None
+
+
+class Engine(ABC):
+    """Base class of every TTS engine: validation, text splitting and chunk streaming live here, once."""
+
+    name: ClassVar[str]
+    supported_options: ClassVar[Mapping[str, OptionSpec]]
+    crossfade_seconds: ClassVar[float] = 0.15
+    first_chunk_chars: ClassVar[int] = 60
+    max_chunk_chars: ClassVar[int] = 180
+    serialize_requests: ClassVar[bool] = True
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        self.config = config or EngineConfig()
+        self.registry = VoiceRegistry.load(self.config.voices_file)
+        self._lock = threading.Lock() if self.serialize_requests else contextlib.nullcontext()
+
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int:
+        """Output sample rate in Hz."""
+
+    @property
+    def default_options(self) -> dict[str, Any]:
+        return {name: spec.default for name, spec in self.supported_options.items()}
+
+    def voices(self) -> list[Voice]:
+        return self.registry.voices()
+
+    def describe(self) -> dict[str, Any]:
+        """What diagnostics show about this engine (device, precision...)."""
+        return {"engine": self.name}
+
+    def supported_subset(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The entries of ``values`` this engine understands, dropping unset (``None``) ones: callers such as the
+        node and the CLI hold settings for every engine."""
+        return {key: value for key, value in values.items() if value is not None and key in self.supported_options}
+
+    def resolve_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Merge ``options`` over the defaults; unknown names and bad values raise :class:`EngineError`."""
+        resolved = self.default_options
+        for key, value in (options or {}).items():
+            spec = self.supported_options.get(key)
+            if spec is None:
+                known = ", ".join(sorted(self.supported_options)) or "none"
+                raise EngineError(f"engine {self.name!r} has no option {key!r} (supported: {known})")
+            resolved[key] = spec.validate(value)
+        return resolved
+
+    def reload_voices(self) -> None:
+        """Re-read the voices file; engines drop cached per-voice work in :meth:`_voices_changed`."""
+        self.registry = VoiceRegistry.load(self.config.voices_file)
+        self._voices_changed()
+
+    def _voices_changed(self) -> None:
+        """Hook for engines with per-voice caches."""
+
+    def split(self, text: str, voice: Voice) -> list[str]:
+        """Sentence-sized chunks, the first kept short so audio starts early."""
+        return split_text(text, first_max_chars=self.first_chunk_chars, max_chars=self.max_chunk_chars)
+
+    def warmup(self) -> None:
+        """Run one short synthesis so the first real request is not slow."""
+        for _ in self.synthesize("Ready.", options=None):
+            pass
+
+    def close(self) -> None:
+        """Release the engine's resources."""
+
+    def synthesize(
+        self,
+        text: str,
+        voice: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        utterance_id: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Generator[AudioChunk, None, None]:
+        """Stream ``text`` as audio chunks in order; the concatenation is the cross-faded whole utterance.
+
+        Validation happens before the first chunk is produced, so a bad request raises :class:`EngineError`
+        on the first ``next()``; a set ``cancel`` event raises :class:`SynthesisCancelled` between chunks.
+        """
+        start = time.perf_counter()
+        clean = normalize_text(text)
+        if not clean:
+            raise EngineError(EMPTY_TEXT)
+        resolved_voice = self.registry.get(voice)
+        resolved = self.resolve_options(options)
+        pieces = self.split(clean, resolved_voice)
+        utterance_id = utterance_id or uuid.uuid4().hex[:12]
+        fader = StreamingCrossfader(int(self.crossfade_seconds * self.sample_rate))
+        last_mark = start
+        done = 0
+        retried = False
+        with self._lock:
+            while done < len(pieces):
+                try:
+                    for wave in self._render(pieces[done:], resolved_voice, resolved, cancel):
+                        if cancel is not None and cancel.is_set():
+                            raise SynthesisCancelled(f"utterance {utterance_id} cancelled")
+                        is_last = done == len(pieces) - 1
+                        out = fader.push(wave, is_last)
+                        now = time.perf_counter()
+                        yield AudioChunk(
+                            samples=out,
+                            sample_rate=self.sample_rate,
+                            index=done,
+                            utterance_id=utterance_id,
+                            is_last=is_last,
+                            text=pieces[done],
+                            synth_seconds=now - last_mark,
+                            elapsed_seconds=now - start,
+                        )
+                        done += 1
+                        last_mark = time.perf_counter()
+                    if cancel is not None and cancel.is_set() and done < len(pieces):
+                        raise SynthesisCancelled(f"utterance {utterance_id} cancelled")
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    if retried:
+                        raise EngineError(f"out of accelerator memory even with smaller chunks: {exc}") from exc
+                    retried = True
+                    pieces = pieces[:done] + self._smaller_pieces(pieces[done:])
+                    LOG.warning("out of accelerator memory; released cached memory, retrying with smaller chunks")
+                    self.release_memory()
+
+    def _smaller_pieces(self, pieces: Sequence[str]) -> list[str]:
+        """The same text re-split into chunks half as long as the longest one that failed."""
+        limit = max(16, max(len(p.encode("utf-8")) for p in pieces) // 2)
+        return split_text(" ".join(pieces), first_max_chars=limit, max_chars=limit)
+
+    def release_memory(self) -> None:
+        """Give cached accelerator memory back (after an out-of-memory error)."""
+
+    def synthesize_all(
+        self,
+        text: str,
+        voice: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        on_chunk: Callable[[AudioChunk], None] | None = None,
+    ) -> SynthesisResult:
+        """Synthesize a whole utterance (non-streaming callers: CLI, benchmark, tests); ``on_chunk`` sees each
+        chunk as it arrives (progress)."""
+        start = time.perf_counter()
+        chunks: list[AudioChunk] = []
+        first_audio = 0.0
+        for chunk in self.synthesize(text, voice, options):
+            if not chunks:
+                first_audio = time.perf_counter() - start
+            chunks.append(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+        synth = time.perf_counter() - start
+        return SynthesisResult(
+            samples=np.concatenate([c.samples for c in chunks]).astype(np.float32),
+            sample_rate=self.sample_rate,
+            utterance_id=chunks[0].utterance_id,
+            synth_seconds=synth,
+            first_audio_seconds=first_audio,
+            chunks=len(chunks),
+        )
+
+    @abstractmethod
+    def _render(
+        self,
+        pieces: Sequence[str],
+        voice: Voice,
+        options: Mapping[str, Any],
+        cancel: threading.Event | None,
+    ) -> Iterator[np.ndarray]:
+        """Yield one mono float32 waveform per text piece, in order, as soon as each is ready."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's CUDA out-of-memory error (without importing torch where it is not loaded)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)

@@ -1,0 +1,273 @@
+"""The ROS-free speaking service behind the node: a FIFO of utterances, one synthesis thread, cancellation,
+optional local playback and running statistics. The node only translates ROS messages to calls on this and
+these callbacks back to ROS messages.
+
+Every request ends in exactly one of ``finished``, ``cancelled`` or ``failed`` (with a reason), so nothing queued is
+ever lost silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ishowtts_ros.core.engine import AudioChunk, Engine
+from ishowtts_ros.core.errors import EngineError, SynthesisCancelled
+from ishowtts_ros.core.playback import AudioPlayer
+
+LOG = logging.getLogger(__name__)
+TEXT_PREVIEW = 80
+
+
+@dataclass
+class Utterance:
+    """One request as queued: its text, voice and the options snapshot it will be spoken with."""
+
+    text: str
+    voice: str
+    options: dict[str, Any]
+    source: str = ""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    queued_at: float = field(default_factory=time.monotonic)
+
+    def preview(self) -> str:
+        return self.text if len(self.text) <= TEXT_PREVIEW else self.text[: TEXT_PREVIEW - 1] + "\u2026"
+
+
+@dataclass
+class Stats:
+    """Running figures for diagnostics."""
+
+    utterances: int = 0
+    finished: int = 0
+    failures: int = 0
+    cancelled: int = 0
+    last_rtf: float = 0.0
+    rtfs: deque = field(default_factory=lambda: deque(maxlen=200))
+    first_audio: deque = field(default_factory=lambda: deque(maxlen=200))
+    last_error: str = ""
+
+    def summary(self) -> dict[str, float]:
+        ttfa = sorted(self.first_audio)
+        return {
+            "utterances": self.utterances,
+            "finished": self.finished,
+            "failures": self.failures,
+            "cancelled": self.cancelled,
+            "last_rtf": self.last_rtf,
+            "mean_rtf": statistics.fmean(self.rtfs) if self.rtfs else 0.0,
+            "ttfa_p50_ms": 1e3 * ttfa[len(ttfa) // 2] if ttfa else 0.0,
+            "ttfa_p95_ms": 1e3 * ttfa[min(len(ttfa) - 1, int(len(ttfa) * 0.95))] if ttfa else 0.0,
+        }
+
+
+class SpeechService:
+    """Queue, synthesis thread and playback for one engine.
+
+    ``on_event(name, payload)`` gets every lifecycle event, ``on_chunk(utterance, chunk)`` every audio chunk as
+    soon as it is synthesized, ``on_speaking(bool)`` each change of the speaking state.
+    """
+
+    def __init__(
+        self,
+        engine: Engine | None,
+        *,
+        queue_size: int,
+        on_event: Callable[[str, dict[str, Any]], None],
+        on_chunk: Callable[[Utterance, AudioChunk], None],
+        on_speaking: Callable[[bool], None],
+        player: AudioPlayer | None = None,
+        engine_error: str = "",
+    ) -> None:
+        self.engine = engine
+        self.engine_error = engine_error
+        self.queue_size = queue_size
+        self.on_event = on_event
+        self.on_chunk = on_chunk
+        self.on_speaking = on_speaking
+        self.player = player
+        self.stats = Stats()
+        self._queue: deque[Utterance] = deque()
+        self._wakeup = threading.Condition()
+        self._current: Utterance | None = None
+        self._cancel = threading.Event()
+        self._closing = False
+        self._speaking = False
+        self._thread = threading.Thread(target=self._run, name="tts-speech", daemon=True)
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        with self._wakeup:
+            return len(self._queue)
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    def submit(self, utterance: Utterance, interrupt: bool = False) -> bool:
+        """Queue an utterance (or, with ``interrupt``, cancel what is queued and speaking first). Returns False
+        and emits ``failed`` when it cannot be queued."""
+        if self.engine is None:
+            self.reject(utterance, f"engine failed to load: {self.engine_error}")
+            return False
+        with self._wakeup:
+            if self._closing:
+                accepted = False
+            elif interrupt:
+                self._cancel_all_locked("interrupted by a newer request")
+                accepted = True
+            else:
+                accepted = len(self._queue) < self.queue_size
+            if accepted:
+                self._queue.append(utterance)
+                self.stats.utterances += 1
+                self._wakeup.notify()
+        if not accepted:
+            reason = "node is shutting down" if self._closing else f"queue full ({self.queue_size} waiting)"
+            self.reject(utterance, reason)
+            return False
+        self._emit("queued", utterance, queue_depth=self.queue_depth)
+        return True
+
+    def stop(self) -> int:
+        """Cancel the current utterance and everything queued; returns how many requests were cancelled."""
+        with self._wakeup:
+            return self._cancel_all_locked("stopped by request")
+
+    def close(self, timeout: float = 3.0) -> None:
+        with self._wakeup:
+            self._closing = True
+            self._cancel_all_locked("node is shutting down")
+            self._wakeup.notify_all()
+        self._thread.join(timeout)
+        if self.player is not None:
+            self.player.close()
+
+    def _cancel_all_locked(self, reason: str) -> int:
+        cancelled = list(self._queue)
+        self._queue.clear()
+        if self._current is not None:
+            self._cancel.set()
+            if self.player is not None:
+                self.player.abort()
+        for utterance in cancelled:
+            self.stats.cancelled += 1
+            self._emit("cancelled", utterance, reason=reason)
+        return len(cancelled) + (1 if self._current is not None else 0)
+
+    def reject(self, utterance: Utterance, reason: str) -> None:
+        """Refuse a request that never reached the queue (bad text, full queue, no engine), with a failed event."""
+        self.stats.failures += 1
+        self.stats.last_error = reason
+        LOG.warning("request %s failed: %s", utterance.id, reason)
+        self._emit("failed", utterance, error=reason)
+
+    def _emit(self, name: str, utterance: Utterance, **extra: Any) -> None:
+        payload = {
+            "event": name,
+            "id": utterance.id,
+            "voice": utterance.voice,
+            "nfe": utterance.options.get("nfe_step"),
+            "text": utterance.preview(),
+            "source": utterance.source,
+            **extra,
+        }
+        try:
+            self.on_event(name, payload)
+        except Exception:
+            LOG.exception("event listener failed for %s", name)
+
+    def _set_speaking(self, speaking: bool) -> None:
+        if speaking != self._speaking:
+            self._speaking = speaking
+            self.on_speaking(speaking)
+
+    def _next(self) -> Utterance | None:
+        with self._wakeup:
+            while not self._queue and not self._closing:
+                self._wakeup.wait()
+            if self._closing:
+                return None
+            self._current = self._queue.popleft()
+            self._cancel.clear()
+            return self._current
+
+    def _run(self) -> None:
+        while (utterance := self._next()) is not None:
+            try:
+                self._speak(utterance)
+            finally:
+                with self._wakeup:
+                    self._current = None
+                    idle = not self._queue
+                if idle:
+                    if self.player is not None:
+                        self.player.drain()
+                    self._set_speaking(False)
+        self._set_speaking(False)
+
+    def _speak(self, utterance: Utterance) -> None:
+        assert self.engine is not None
+        started = time.perf_counter()
+        self._emit("started", utterance, queue_depth=self.queue_depth)
+        self._set_speaking(True)
+        samples = 0
+        first_audio = None
+        try:
+            for chunk in self.engine.synthesize(
+                utterance.text, utterance.voice, utterance.options, utterance_id=utterance.id, cancel=self._cancel
+            ):
+                if self._cancel.is_set():
+                    raise SynthesisCancelled("cancelled")
+                if first_audio is None:
+                    first_audio = time.perf_counter() - started
+                    self._emit("first_audio", utterance, time_to_first_audio=round(first_audio, 4))
+                samples += len(chunk.samples)
+                self.on_chunk(utterance, chunk)
+                if self.player is not None:
+                    self.player.play(chunk.samples, chunk.sample_rate)
+            if self._cancel.is_set():
+                raise SynthesisCancelled("cancelled")
+        except SynthesisCancelled:
+            self.stats.cancelled += 1
+            self._emit("cancelled", utterance, reason="stopped", audio_seconds=self._seconds(samples))
+            return
+        except EngineError as exc:
+            self._record_failure(utterance, str(exc))
+            return
+        except Exception as exc:
+            LOG.exception("synthesis of %s crashed", utterance.id)
+            self._record_failure(utterance, f"{type(exc).__name__}: {exc}")
+            return
+        synth_seconds = time.perf_counter() - started
+        audio_seconds = self._seconds(samples)
+        rtf = synth_seconds / audio_seconds if audio_seconds else float("inf")
+        self.stats.finished += 1
+        self.stats.last_rtf = rtf
+        self.stats.rtfs.append(rtf)
+        self.stats.first_audio.append(first_audio or 0.0)
+        self._emit(
+            "finished",
+            utterance,
+            audio_seconds=round(audio_seconds, 4),
+            synthesis_seconds=round(synth_seconds, 4),
+            rtf=round(rtf, 5),
+            time_to_first_audio=round(first_audio or 0.0, 4),
+        )
+
+    def _record_failure(self, utterance: Utterance, reason: str) -> None:
+        self.stats.failures += 1
+        self.stats.last_error = reason
+        LOG.error("utterance %s failed: %s", utterance.id, reason)
+        self._emit("failed", utterance, error=reason)
+
+    def _seconds(self, samples: int) -> float:
+        return samples / self.engine.sample_rate if self.engine is not None else 0.0

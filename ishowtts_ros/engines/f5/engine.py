@@ -1,0 +1,276 @@
+"""The F5-TTS engine: voice cloning from a reference clip, streamed sentence by sentence.
+
+Per-voice reference work (load, mono, RMS normalisation, resampling to 24 kHz, mel) is done once and cached. Text
+chunks follow upstream's duration estimate and text handling, so the mel equals upstream ``CFM.sample``'s for the
+same weights, seed, NFE and text. On CUDA, chunk k+1 is queued on the GPU before chunk k is handed to the caller,
+and each chunk's audio comes back through pinned memory, so the GPU never waits on the consumer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from ishowtts_ros.core.engine import Engine, EngineConfig
+from ishowtts_ros.core.errors import EngineError
+from ishowtts_ros.core.scheduler import BatchJob, BatchScheduler
+from ishowtts_ros.core.text import split_text
+from ishowtts_ros.core.voices import Voice
+from ishowtts_ros.engines.f5.graphs import BUCKET_FRAMES
+from ishowtts_ros.engines.f5.models import UpstreamModule, load_models
+from ishowtts_ros.engines.f5.options import F5_OPTIONS, F5Config
+from ishowtts_ros.engines.f5.reference import HOP_LENGTH, SAMPLE_RATE, TARGET_RMS, Reference, ReferenceCache
+from ishowtts_ros.engines.f5.sampler import FlowSampler, SampleRequest
+
+LOG = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class FlowSettings(NamedTuple):
+    """What chunks must share to run in one forward pass."""
+
+    steps: int
+    cfg_strength: float
+    sway_sampling_coef: float
+
+
+ChunkJob = BatchJob[FlowSettings, tuple[Reference, SampleRequest]]
+
+
+@dataclass
+class PendingAudio:
+    """A chunk's waveform on its way to the host: ``host`` is final once ``done`` has fired (CUDA), or at once."""
+
+    host: torch.Tensor
+    done: torch.cuda.Event | None = None
+
+    def collect(self) -> np.ndarray:
+        if self.done is not None:
+            self.done.synchronize()
+        return self.host.numpy().astype(np.float32, copy=True)
+
+
+def persistent_compile_cache(environ: MutableMapping[str, str] = os.environ) -> str:
+    """Point torch.compile's cache (Inductor's kernels, and the Triton binaries under it) at a folder that survives
+    a reboot, unless ``TORCHINDUCTOR_CACHE_DIR`` is already set: its default lives in /tmp, which Ubuntu (JetPack)
+    empties at boot, so every robot start-up would compile from scratch (~60 s on an H200, minutes on an Orin)."""
+    if "TORCHINDUCTOR_CACHE_DIR" not in environ:
+        base = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        environ["TORCHINDUCTOR_CACHE_DIR"] = str(base / "ishowtts_ros" / "torchinductor")
+    return environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device in ("", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise EngineError(f"device {device!r} requested but CUDA is not available (use device:=cpu or auto)")
+    return resolved
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision in ("", "auto"):
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise EngineError(f"precision {precision!r} is not one of auto, {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
+class F5Engine(Engine):
+    """F5-TTS (DiT flow matching + Vocos) with a speed-optimised sampler."""
+
+    name = "f5"
+    serialize_requests = False  # the batch scheduler owns the GPU; concurrent requests batch there
+    supported_options = F5_OPTIONS
+
+    def __init__(
+        self, config: EngineConfig | None = None, models: tuple[UpstreamModule, UpstreamModule] | None = None
+    ) -> None:
+        settings = F5Config.from_config(config)
+        settings.validate()
+        super().__init__(settings)
+        self.settings = settings
+        self.device = resolve_device(settings.device)
+        self.dtype = resolve_precision(settings.precision, self.device)
+        self.compiled = settings.compile if settings.compile is not None else self.device.type == "cuda"
+        self.compile_cache = persistent_compile_cache() if self.compiled else ""
+        started = time.perf_counter()
+        cfm, vocoder = models if models is not None else load_models(settings.checkpoint, settings.vocoder)
+        graphs = settings.cuda_graphs if settings.cuda_graphs is not None else self.device.type == "cuda"
+        self.sampler = FlowSampler(
+            cfm,
+            self.device,
+            self.dtype,
+            compile_blocks=self.compiled,
+            graphs=graphs,
+            attention=settings.attention,
+            position_conv=settings.position_conv,
+        )
+        self.vocoder = vocoder.to(self.device).float().eval()
+        self._decode = self._vocos_decode
+        if self.compiled:
+            self._decode = torch.compile(self._vocos_decode, dynamic=True)
+        # A replayed graph already keeps the GPU busy, and eager batches cost more than the replays they replace
+        # (docs/BENCHMARKS.md), so with graphs the worker interleaves requests' chunks instead of batching them.
+        default_batch = 1 if self.sampler.graphs else 4
+        self.scheduler: BatchScheduler[FlowSettings, tuple[Reference, SampleRequest]] = BatchScheduler(
+            self._launch_batch, max_batch=settings.max_batch or default_batch
+        )
+        self._references = ReferenceCache(self._mel)
+        self.load_seconds = time.perf_counter() - started
+        LOG.info("f5 engine on %s (%s) loaded in %.1f s", self.device, self.precision, self.load_seconds)
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def precision(self) -> str:
+        return next(name for name, dtype in PRECISIONS.items() if dtype == self.dtype)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "engine": self.name,
+            "device": str(self.device),
+            "precision": self.precision,
+            "compiled": self.compiled,
+            "compile_cache": self.compile_cache,
+            "cuda_graphs": self.sampler.graphs,
+            "attention": self.sampler.attention,
+            "position_conv": self.sampler.position_conv,
+            "checkpoint": self.settings.checkpoint or "hub",
+        }
+
+    def warmup(self, max_seconds: float = 22.0) -> None:
+        """Compile, and capture the CUDA graphs of every length bucket a chunk of the default voice can need at
+        the default NFE (ref + generated up to ``max_seconds``), so no request pays for it later."""
+        if self.sampler.graphs:
+            ref = self.reference(self.registry.get())
+            options = self.default_options
+            last = self.sampler.bucket(int(max_seconds * SAMPLE_RATE / HOP_LENGTH))
+            for frames in range(self.sampler.bucket(ref.frames + 1), last + 1, BUCKET_FRAMES):
+                self.sample_mels([SampleRequest(cond=ref.cond, tokens=[" "], duration=frames - 1, seed=0)], options)
+        for text in ("Ready.", "The robot voice is warming up and will be ready in a moment."):
+            for _ in self.synthesize(text, options={"seed": 0}):
+                pass
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def sample_mels(self, requests: Sequence[SampleRequest], options: Mapping[str, Any]):
+        """Mels and frame counts for ``requests`` with resolved ``options`` (NFE, guidance, sway)."""
+        return self.sampler.sample(
+            requests,
+            steps=options["nfe_step"],
+            cfg_strength=options["cfg_strength"],
+            sway_sampling_coef=options["sway_sampling_coef"],
+        )
+
+    def _voices_changed(self) -> None:
+        self._references.clear()
+
+    def reference(self, voice: Voice) -> Reference:
+        """The prepared reference of ``voice``: computed on first use, then served from memory (no audio I/O)."""
+        return self._references.get(voice)
+
+    @torch.inference_mode()
+    def _mel(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.sampler.cfm.mel_spec(audio.to(self.device)).permute(0, 2, 1)[0].float()
+
+    def split(self, text: str, voice: Voice) -> list[str]:
+        """Chunks sized as upstream sizes them for this reference (about 22 s of ref + generated audio)."""
+        ref = self.reference(voice)
+        max_chars = max(40, int(ref.text_bytes / ref.seconds * (22 - ref.seconds)))
+        return split_text(text, first_max_chars=min(self.first_chunk_chars, max_chars), max_chars=max_chars)
+
+    def sample_request(self, ref: Reference, piece: str, options: Mapping[str, Any]) -> SampleRequest:
+        """Upstream's text handling and duration estimate for one chunk."""
+        from f5_tts.model.utils import convert_char_to_pinyin
+
+        gen_bytes = len(piece.encode("utf-8"))
+        speed = options["speed"] if gen_bytes >= 10 else 0.3  # upstream slows very short texts the same way
+        duration = ref.frames + int(ref.frames / ref.text_bytes * gen_bytes / speed)
+        tokens = convert_char_to_pinyin([ref.text + piece])[0]
+        seed = options["seed"]
+        return SampleRequest(cond=ref.cond, tokens=tokens, duration=duration, seed=None if seed < 0 else seed)
+
+    def _render(
+        self,
+        pieces: Sequence[str],
+        voice: Voice,
+        options: Mapping[str, Any],
+        cancel: threading.Event | None,
+    ) -> Iterator[np.ndarray]:
+        """Each chunk goes to the GPU worker once the previous one is queued there (so a request's own chunks are
+        not batched together, which would delay its first audio); chunks of other requests batch with it."""
+        ref = self.reference(voice)
+        key = FlowSettings(options["nfe_step"], options["cfg_strength"], options["sway_sampling_coef"])
+        lookahead = 1 if self.device.type == "cuda" else 0
+        jobs: deque[ChunkJob] = deque()
+        for piece in pieces:
+            if cancel is not None and cancel.is_set():
+                return
+            request = self.sample_request(ref, piece, options)
+            if jobs:
+                jobs[-1].launched.wait()  # our previous chunk is queued alone, so it is not delayed by this one
+            jobs.append(self.scheduler.submit(key, (ref, request)))
+            if len(jobs) > lookahead:
+                yield jobs.popleft().wait().collect()
+        while jobs:
+            yield jobs.popleft().wait().collect()
+
+    @torch.inference_mode()
+    def _launch_batch(self, jobs: list[ChunkJob]) -> None:
+        """Worker thread: sample a batch of chunks, vocode each, queue the copies to host; returns before the GPU
+        finishes (each job's result fires its own event)."""
+        flow = jobs[0].key
+        mel, durations = self.sampler.sample(
+            [job.payload[1] for job in jobs],
+            steps=flow.steps,
+            cfg_strength=flow.cfg_strength,
+            sway_sampling_coef=flow.sway_sampling_coef,
+        )
+        for row, job in enumerate(jobs):
+            ref = job.payload[0]
+            wave = self.vocode(mel[row : row + 1, ref.frames : durations[row], :], ref.rms)[0]
+            job.result = self._to_host(wave)
+            job.launched.set()
+
+    def close(self) -> None:
+        self.scheduler.close()
+
+    def release_memory(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _vocos_decode(self, mel: torch.Tensor) -> torch.Tensor:
+        """Vocos ``decode`` without its own inference-mode wrapper (so it compiles); callers run under one."""
+        return self.vocoder.head(self.vocoder.backbone(mel))
+
+    def vocode(self, mel: torch.Tensor, ref_rms: float) -> torch.Tensor:
+        """Mel [B, frames, mels] -> waveform [B, samples], loudness matched to the reference as upstream does."""
+        wave = self._decode(mel.float().permute(0, 2, 1))
+        if ref_rms < TARGET_RMS:
+            wave = wave * (ref_rms / TARGET_RMS)
+        return wave
+
+    def _to_host(self, wave: torch.Tensor) -> PendingAudio:
+        """Queue ``wave``'s copy to pinned host memory (CUDA) without waiting for it."""
+        if self.device.type != "cuda":
+            return PendingAudio(host=wave)
+        host = torch.empty(wave.shape, dtype=torch.float32, pin_memory=True)
+        host.copy_(wave, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return PendingAudio(host=host, done=done)

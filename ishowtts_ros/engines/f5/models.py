@@ -1,0 +1,199 @@
+"""Build and load the upstream F5-TTS model (CFM + DiT) and the Vocos vocoder.
+
+The architecture comes from upstream's own config files (``f5_tts/configs/<name>.yaml``); the classes are upstream's.
+Loading real weights goes through upstream's ``load_checkpoint``/``load_vocoder``, and the hub download through
+``cached_path("hf://...")`` exactly as ``f5_tts.api.F5TTS`` does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ishowtts_ros.core.errors import EngineError
+from ishowtts_ros.engines.f5.checkpoint import HUB_REPO, OFFLINE_HELP, CheckpointSpec
+
+LOG = logging.getLogger(__name__)
+
+#: A tiny DiT with the upstream classes: the real code paths run on a CPU in seconds (tests, CPU smoke benchmark).
+TINY_ARCH: dict[str, Any] = dict(
+    dim=64,
+    depth=2,
+    heads=4,
+    dim_head=16,
+    ff_mult=2,
+    text_dim=32,
+    text_mask_padding=True,
+    qk_norm=None,
+    conv_layers=1,
+    pe_attn_head=None,
+    attn_backend="torch",
+    attn_mask_enabled=False,
+    checkpoint_activations=False,
+)
+#: An upstream f5-tts / vocos module (CFM, DiT, its blocks): they ship no type information, so their attributes are
+#: read as upstream defines them, untyped.
+UpstreamModule = Any
+
+TINY_VOCOS = dict(dim=32, intermediate_dim=64, num_layers=1)
+FULL_VOCOS = dict(dim=512, intermediate_dim=1536, num_layers=8)
+
+
+def upstream_config(name: str) -> Any:
+    """Upstream's model config (``model.arch`` and ``model.mel_spec``) for ``name``."""
+    from omegaconf import OmegaConf
+
+    path = files("f5_tts").joinpath(f"configs/{name}.yaml")
+    if not path.is_file():
+        known = sorted(p.name[:-5] for p in files("f5_tts").joinpath("configs").iterdir() if p.name.endswith(".yaml"))
+        raise EngineError(f"unknown F5 architecture {name!r}; upstream configs: {', '.join(known)}")
+    return OmegaConf.load(str(path)).model
+
+
+def build_cfm(arch: str = "F5TTS_v1_Base") -> nn.Module:
+    """An upstream CFM with an upstream DiT, weights as the constructor leaves them."""
+    from f5_tts.model import CFM, DiT
+    from f5_tts.model.utils import get_tokenizer
+
+    if arch == "tiny":
+        arch_kwargs = dict(TINY_ARCH)
+        mel = dict(n_fft=1024, hop_length=256, win_length=1024, n_mel_channels=100, target_sample_rate=24000)
+        mel_type = "vocos"
+    else:
+        config = upstream_config(arch)
+        if config.backbone != "DiT":
+            raise EngineError(f"architecture {arch!r} uses backbone {config.backbone}; this engine supports DiT")
+        arch_kwargs = dict(config.arch)
+        mel = {k: v for k, v in dict(config.mel_spec).items() if k != "mel_spec_type"}
+        mel_type = config.mel_spec.mel_spec_type
+    if mel_type != "vocos":
+        raise EngineError(f"architecture {arch!r} needs the {mel_type} vocoder; this engine ships Vocos")
+    vocab_file = str(files("f5_tts").joinpath("infer/examples/vocab.txt"))
+    vocab_char_map, vocab_size = get_tokenizer(vocab_file, "custom")
+    return CFM(
+        transformer=DiT(**arch_kwargs, text_num_embeds=vocab_size, mel_dim=mel["n_mel_channels"]),
+        mel_spec_kwargs=dict(**mel, mel_spec_type=mel_type),
+        odeint_kwargs=dict(method="euler"),
+        vocab_char_map=vocab_char_map,
+    )
+
+
+def build_vocos(size: str = "full") -> nn.Module:
+    """A Vocos mel vocoder shaped like charactr/vocos-mel-24khz (``full``) or a tiny one for tests."""
+    from vocos import Vocos
+    from vocos.feature_extractors import MelSpectrogramFeatures
+    from vocos.heads import ISTFTHead
+    from vocos.models import VocosBackbone
+
+    dims = FULL_VOCOS if size == "full" else TINY_VOCOS
+    return Vocos(
+        MelSpectrogramFeatures(sample_rate=24000, n_fft=1024, hop_length=256, n_mels=100, padding="center"),
+        VocosBackbone(input_channels=100, **dims),
+        ISTFTHead(dim=dims["dim"], n_fft=1024, hop_length=256, padding="same"),
+    )
+
+
+#: The ``torch.nn.init`` functions that module constructors (torch's and upstream's) call to fill parameters.
+_INIT_FUNCTIONS = (
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "orthogonal_",
+)
+
+
+@contextlib.contextmanager
+def skipped_weight_init() -> Iterator[None]:
+    """Construct modules without filling their parameters (3.5 s -> 0.1 s for the full DiT on a 2-core CPU), for
+    weights that a strict ``load_state_dict`` overwrites right after. Buffers computed from formulas
+    (rotary frequencies, mel filters) are built as usual."""
+    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+    try:
+        for name in _INIT_FUNCTIONS:
+            setattr(nn.init, name, _keep)
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(nn.init, name, function)
+
+
+def _keep(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return tensor
+
+
+def randomize_(module: nn.Module, seed: int, std: float = 0.02) -> nn.Module:
+    """Give every parameter N(0, std) values (a GPT-style init), including the layers upstream zero-initialises
+    (AdaLN, output projection), so a random model's output depends on every weight and precision tests are not
+    trivially exact, while activations stay in range through all 22 blocks of the full model."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in module.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * std)
+    return module
+
+
+def random_models(arch: str, seed: int = 0) -> tuple[UpstreamModule, UpstreamModule]:
+    """Random-init CFM and Vocos (``tiny`` or a full upstream architecture)."""
+    torch.manual_seed(seed)
+    cfm = randomize_(build_cfm(arch), seed)
+    vocoder = build_vocos("tiny" if arch == "tiny" else "full")
+    return cfm.eval(), vocoder.eval()
+
+
+def load_models(checkpoint: str, vocoder: str = "") -> tuple[UpstreamModule, UpstreamModule]:
+    """CFM and Vocos on the CPU in float32, from the checkpoint spec; offline failures say how to fix them."""
+    spec = CheckpointSpec.parse(checkpoint)
+    if spec.kind == "random":
+        return random_models(spec.arch, spec.seed)
+    from f5_tts.infer.utils_infer import load_checkpoint, load_vocoder
+
+    if spec.kind == "hub":
+        path = _download(lambda: _cached_path(f"hf://{HUB_REPO}/{spec.path}"), f"checkpoint {HUB_REPO}/{spec.path}")
+    else:
+        path = spec.path
+        if not Path(path).is_file():
+            raise EngineError(f"checkpoint file {path} does not exist; {OFFLINE_HELP}")
+    with skipped_weight_init():  # upstream's load_checkpoint loads strictly: every parameter gets its value
+        cfm = build_cfm(spec.arch)
+    try:
+        cfm = load_checkpoint(cfm, path, "cpu", dtype=torch.float32, use_ema=True)
+    except Exception as exc:
+        raise EngineError(f"checkpoint {path} could not be loaded into {spec.arch}: {exc}") from exc
+    if vocoder == "random":
+        vocos = build_vocos("full")
+    else:
+        is_local = bool(vocoder)
+        vocos = _download(
+            lambda: load_vocoder("vocos", is_local=is_local, local_path=vocoder, device="cpu"),
+            f"vocoder {vocoder or 'charactr/vocos-mel-24khz'}",
+        )
+    return cfm.eval(), vocos.eval()
+
+
+def _cached_path(url: str) -> str:
+    from cached_path import cached_path
+
+    return str(cached_path(url))
+
+
+def _download(fetch: Any, what: str) -> Any:
+    try:
+        return fetch()
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise EngineError(f"{what} is not available ({type(exc).__name__}: {exc}); {OFFLINE_HELP}") from exc

@@ -1,0 +1,254 @@
+"""A client of a running ``tts_node`` over DDS, used by ``make demo`` and the process-level tests: publishes text,
+collects audio chunks, events, RTF, the speaking state and diagnostics, calls the services and sets parameters
+through the node's real parameter service."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, Float32, String, UInt8MultiArray
+from std_srvs.srv import Trigger
+
+from ishowtts_ros.ros.audio_msg import AUDIO_QOS, EVENTS_QOS, TEXT_QOS, decode_chunk
+
+#: Deeper than the node's depth-1 latch, so a test sees every transition, not only the latest state.
+SPEAKING_HISTORY_QOS = QoSProfile(
+    depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
+)
+
+
+@dataclass
+class ReceivedChunk:
+    samples: np.ndarray
+    sample_rate: int
+    utterance_id: str
+    index: int
+    is_last: bool
+    received_at: float
+
+
+class TtsClient:
+    """Everything a test or demo needs from the node, with waits that time out instead of hanging."""
+
+    def __init__(self, namespace: str = "", node_name: str = "ishowtts") -> None:
+        if not rclpy.ok():
+            rclpy.init()
+        self.namespace = namespace.rstrip("/")
+        self.target = f"{self.namespace}/{node_name}"
+        self.node = rclpy.create_node(f"ishowtts_client_{uuid.uuid4().hex[:8]}", namespace=self.namespace or "/")
+        self._changed = threading.Condition()
+        self.chunks: list[ReceivedChunk] = []
+        self.events: list[dict[str, Any]] = []
+        self.rtf: list[float] = []
+        self.speaking: list[bool] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        #: What a request's outcome arrives on; ``say`` waits until the node publishes to both.
+        self._outcome_subscriptions = [
+            self.node.create_subscription(UInt8MultiArray, "tts/audio", self._on_audio, AUDIO_QOS),
+            self.node.create_subscription(String, "tts/events", self._on_event, EVENTS_QOS),
+        ]
+        self.node.create_subscription(Float32, "tts/rtf", lambda m: self._append(self.rtf, m.data), 50)
+        self.node.create_subscription(
+            Bool, "tts/speaking", lambda m: self._append(self.speaking, m.data), SPEAKING_HISTORY_QOS
+        )
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
+        self.publishers: dict[str, Any] = {}
+        # Plain parameter service clients: rclpy.parameter_client exists only from Iron on.
+        self._get_parameters: Any = self.node.create_client(GetParameters, f"{self.target}/get_parameters")
+        self._set_parameters: Any = self.node.create_client(SetParameters, f"{self.target}/set_parameters")
+        self._executor = SingleThreadedExecutor()
+        self._executor.add_node(self.node)
+        self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
+        self._spinner.start()
+
+    # --- receiving --------------------------------------------------------------------------------------------
+    def _append(self, target: list, value: Any) -> None:
+        with self._changed:
+            target.append(value)
+            self._changed.notify_all()
+
+    def _on_audio(self, message: UInt8MultiArray) -> None:
+        decoded = decode_chunk(message)
+        chunk = ReceivedChunk(
+            samples=decoded.samples,
+            sample_rate=decoded.sample_rate,
+            utterance_id=decoded.utterance_id,
+            index=decoded.index,
+            is_last=decoded.is_last,
+            received_at=time.monotonic(),
+        )
+        self._append(self.chunks, chunk)
+
+    def _on_diagnostics(self, message: DiagnosticArray) -> None:
+        if any(status.name.startswith(f"{self.target}:") for status in message.status):
+            self._append(self.diagnostics, message)
+
+    def diagnostic_values(self) -> dict[str, str]:
+        """Key/values of the latest diagnostics status of the target node ({} before the first one arrives)."""
+        if not self.diagnostics:
+            return {}
+        status = self.diagnostics[-1].status[0]
+        return {pair.key: pair.value for pair in status.values}
+
+    def _on_event(self, message: String) -> None:
+        event = json.loads(message.data)
+        event["received_at"] = time.monotonic()
+        self._append(self.events, event)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = predicate()
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+                self._changed.wait(min(remaining, 0.2))
+
+    def events_of(self, name: str | None = None, utterance_id: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in list(self.events)
+            if (name is None or e["event"] == name) and (utterance_id is None or e["id"] == utterance_id)
+        ]
+
+    def wait_event(self, name: str, timeout: float = 60.0, **match: Any) -> dict[str, Any]:
+        def found():
+            for event in self.events_of(name):
+                if all(event.get(key) == value for key, value in match.items()):
+                    return event
+            return None
+
+        return self.wait_for(found, timeout, f"event {name} {match}")
+
+    def audio_of(self, utterance_id: str) -> list[ReceivedChunk]:
+        return [c for c in list(self.chunks) if c.utterance_id == utterance_id]
+
+    # --- sending ----------------------------------------------------------------------------------------------
+    def say(self, text: str, topic: str = "tts/text") -> float:
+        """Publish text once the node hears it and its audio and events reach us (DDS matches each pair of
+        endpoints on its own, and a volatile topic's messages sent before the match are lost); returns the
+        monotonic time it was sent."""
+        if topic not in self.publishers:
+            self.publishers[topic] = self.node.create_publisher(String, topic, TEXT_QOS)
+            self.wait_for(lambda: self.publishers[topic].get_subscription_count() > 0, 20, f"a subscriber on {topic}")
+        for subscription in self._outcome_subscriptions:
+            topic_name = subscription.topic_name
+            what = f"a publisher on {topic_name}"
+            self.wait_for(functools.partial(self._has_publisher, topic_name), 20, what)
+        sent = time.monotonic()
+        self.publishers[topic].publish(String(data=text))
+        return sent
+
+    def _has_publisher(self, topic: str) -> bool:
+        return self.node.count_publishers(topic) > 0
+
+    def call(self, service: str, timeout: float = 10.0) -> Trigger.Response:
+        client: Any = self.node.create_client(Trigger, service)
+        try:
+            return self._call(client, Trigger.Request(), timeout)
+        finally:
+            self.node.destroy_client(client)
+
+    def set_parameters(self, timeout: float = 10.0, **values: Any) -> list[SetParametersResult]:
+        request = SetParameters.Request()
+        request.parameters = [Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
+        return list(self._call(self._set_parameters, request, timeout).results)
+
+    def get_parameters(self, *names: str, timeout: float = 10.0) -> dict[str, Any]:
+        reply = self._call(self._get_parameters, GetParameters.Request(names=list(names)), timeout)
+        return {
+            name: Parameter.from_parameter_msg(_named(name, v)).value
+            for name, v in zip(names, reply.values, strict=True)
+        }
+
+    def _call(self, client: Any, request: Any, timeout: float) -> Any:
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {client.srv_name} not available")
+        future = client.call_async(request)
+        self.wait_for(future.done, timeout, f"reply from {client.srv_name}")
+        return future.result()
+
+    def wait_ready(self, timeout: float = 120.0, process: subprocess.Popen | None = None) -> None:
+        """Wait for the node's services; fails at once if ``process`` (the node) exits meanwhile."""
+        client: Any = self.node.create_client(Trigger, "tts/list_voices")
+        deadline = time.monotonic() + timeout
+        try:
+            while not client.wait_for_service(timeout_sec=0.5):
+                if process is not None and process.poll() is not None:
+                    raise RuntimeError(f"tts_node exited with code {process.returncode} before it was ready")
+                if time.monotonic() > deadline:
+                    raise TimeoutError("tts_node did not become ready (no tts/list_voices service)")
+        finally:
+            self.node.destroy_client(client)
+
+    def close(self) -> None:
+        self._executor.shutdown(timeout_sec=2.0)
+        self._spinner.join(2.0)
+        self.node.destroy_node()
+
+
+def _named(name: str, value):
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+
+    return ParameterMsg(name=name, value=value)
+
+
+def start_node(
+    parameters: dict[str, Any], log_path: str | None = None, extra_env: dict | None = None, namespace: str = ""
+):
+    """Start ``tts_node`` as a real subprocess with ``--ros-args -p name:=value`` parameters."""
+    args = [sys.executable, "-m", "ishowtts_ros.ros.node", "--ros-args"]
+    if namespace:
+        args += ["-r", f"__ns:={namespace}"]
+    for name, value in parameters.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, list):
+            value = "[" + ",".join(_yaml_string(v) for v in value) + "]"
+        elif isinstance(value, str):
+            value = _yaml_string(value)
+        args += ["-p", f"{name}:={value}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    output = open(log_path, "w", encoding="utf-8") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, env=env)
+
+
+def _yaml_string(value: str) -> str:
+    """A YAML single-quoted scalar, as rcl parses ``-p name:=value`` overrides."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def stop_node(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 10.0) -> float:
+    """Signal the node and wait; returns how long it took to exit (raises if it did not)."""
+    started = time.monotonic()
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+    return time.monotonic() - started

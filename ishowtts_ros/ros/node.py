@@ -1,0 +1,316 @@
+"""``tts_node``: the ROS 2 adapter over the engine core.
+
+Subscribes ``tts/text`` (and the ``text_topics`` parameter's topics), publishes PCM chunks on ``tts/audio``,
+lifecycle events on ``tts/events``, RTF on ``tts/rtf``, the speaking state on ``tts/speaking`` and diagnostics on
+``/diagnostics``; services ``tts/stop``, ``tts/list_voices`` and ``tts/reload_voices``. Synthesis runs in the
+speech service's own thread, so the executor stays free for parameters, services and new text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Bool, Float32, String, UInt8MultiArray
+from std_srvs.srv import Trigger
+
+from ishowtts_ros.core.engine import AudioChunk, Engine, EngineConfig
+from ishowtts_ros.core.errors import EngineError
+from ishowtts_ros.core.playback import AudioPlayer
+from ishowtts_ros.core.service import SpeechService, Utterance
+from ishowtts_ros.core.text import EMPTY_TEXT, normalize_text
+from ishowtts_ros.engines.f5.options import F5_OPTIONS
+from ishowtts_ros.engines.registry import create_engine
+from ishowtts_ros.ros.audio_msg import AUDIO_QOS, EVENTS_QOS, SPEAKING_QOS, TEXT_QOS, encode_chunk
+from ishowtts_ros.ros.parameters import all_parameters
+
+NODE_NAME = "ishowtts"
+
+
+class TtsNode(Node):
+    """Speech for a robot: text in, audio and diagnostics out."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        for name, (default, desc) in all_parameters().items():
+            self.declare_parameter(name, default, desc)
+        # Humble has no post-set callback: values are validated and, when all pass, applied in this one callback.
+        self.add_on_set_parameters_callback(self._set_parameters)
+
+        self.audio_pub = self.create_publisher(UInt8MultiArray, "tts/audio", AUDIO_QOS)
+        self.events_pub = self.create_publisher(String, "tts/events", EVENTS_QOS)
+        self.rtf_pub = self.create_publisher(Float32, "tts/rtf", 10)
+        self.speaking_pub = self.create_publisher(Bool, "tts/speaking", SPEAKING_QOS)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.speaking_pub.publish(Bool(data=False))
+
+        self.engine, engine_error = self._load_engine()
+        self.speech = SpeechService(
+            self.engine,
+            queue_size=self.get_parameter("queue_size").value,
+            on_event=self._on_event,
+            on_chunk=self._on_chunk,
+            on_speaking=lambda speaking: self.speaking_pub.publish(Bool(data=speaking)),
+            player=self._make_player() if self.get_parameter("playback").value else None,
+            engine_error=engine_error,
+        )
+
+        text_group = ReentrantCallbackGroup()
+        self.create_subscription(
+            String, "tts/text", self._text_callback(None, "tts/text"), TEXT_QOS, callback_group=text_group
+        )
+        for entry in self.get_parameter("text_topics").value:
+            if entry.strip():
+                topic, _, voice = entry.partition("=")
+                self.create_subscription(
+                    String, topic.strip(), self._text_callback(voice.strip() or None, topic.strip()), TEXT_QOS,
+                    callback_group=text_group,
+                )  # fmt: skip
+                self.get_logger().info(f"also listening on {topic.strip()} (voice {voice.strip() or 'current'})")
+        if self.engine is not None and self.get_parameter("use_wyoming").value:
+            from ishowtts_ros.wyoming.server import serve_in_thread
+
+            uri = self.get_parameter("wyoming_uri").value
+            serve_in_thread(self.engine, uri, self.current_options)
+            self.get_logger().info(f"Wyoming TTS server for Home Assistant on {uri} (sharing this node's engine)")
+        # The services come last: once a client sees them, everything else (Wyoming included) is serving.
+        service_group = MutuallyExclusiveCallbackGroup()
+        self.create_service(Trigger, "tts/stop", self._stop, callback_group=service_group)
+        self.create_service(Trigger, "tts/list_voices", self._list_voices, callback_group=service_group)
+        self.create_service(Trigger, "tts/reload_voices", self._reload_voices, callback_group=service_group)
+        self.create_timer(1.0, self.publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        if self.engine is not None:
+            self.get_logger().info(f"ready: {json.dumps(self.engine.describe())}")
+
+    def _load_engine(self) -> tuple[Engine | None, str]:
+        """The engine, or None and the reason; a node without an engine stays up and reports ERROR."""
+        compile_flag = self.get_parameter("compile").value
+        config = EngineConfig(
+            voices_file=self.get_parameter("voices_file").value or None,
+            device=self.get_parameter("device").value,
+            precision=self.get_parameter("precision").value,
+            checkpoint=self.get_parameter("checkpoint").value,
+            vocoder=self.get_parameter("vocoder").value,
+            compile=None if compile_flag else False,
+        )
+        name = self.get_parameter("engine").value
+        self.get_logger().info(f"loading engine {name}...")
+        try:
+            engine = create_engine(name, config)
+            voice = self.get_parameter("voice").value
+            if voice and voice not in engine.registry:
+                self.get_logger().error(f"voice {voice!r} is not in {engine.registry.source}; using the default")
+            if self.get_parameter("warmup").value:
+                self.get_logger().info("warming up...")
+                engine.warmup()
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"engine {name} failed to load: {reason}")
+            return None, reason
+        return engine, ""
+
+    def _make_player(self) -> AudioPlayer:
+        return AudioPlayer(self.get_parameter("playback_device").value, self.get_parameter("volume").value)
+
+    # --- parameters -------------------------------------------------------------------------------------------
+    def _set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Refuse, with a reason, any value the engine could not use (ranges and types are checked by rclpy);
+        apply the set when every value passes."""
+        for parameter in parameters:
+            reason = self._refusal(parameter)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        self._apply_parameters(parameters)
+        return SetParametersResult(successful=True)
+
+    def _refusal(self, parameter: Parameter) -> str:
+        spec = F5_OPTIONS.get(parameter.name)
+        if spec is not None:
+            try:
+                spec.validate(parameter.value)
+            except EngineError as exc:
+                return str(exc)
+        if (
+            parameter.name == "voice"
+            and parameter.value
+            and self.engine is not None
+            and parameter.value not in self.engine.registry
+        ):
+            names = ", ".join(self.engine.registry.names())
+            return f"unknown voice {parameter.value!r}; available: {names}"
+        if parameter.name == "volume" and not math.isfinite(parameter.value):
+            return "volume must be finite"
+        return ""
+
+    def _apply_parameters(self, parameters: list[Parameter]) -> None:
+        for parameter in parameters:
+            if parameter.name == "playback":
+                if parameter.value and self.speech.player is None:
+                    self.speech.player = self._make_player()
+                elif not parameter.value and self.speech.player is not None:
+                    player, self.speech.player = self.speech.player, None
+                    player.close()
+            elif parameter.name == "volume" and self.speech.player is not None:
+                self.speech.player.volume = parameter.value
+            self.get_logger().info(f"{parameter.name} = {parameter.value!r} (applies from the next utterance)")
+
+    def current_options(self) -> dict[str, Any]:
+        values = {name: self.get_parameter(name).value for name in F5_OPTIONS}
+        return self.engine.supported_subset(values) if self.engine is not None else values
+
+    # --- text in ----------------------------------------------------------------------------------------------
+    def _text_callback(self, voice: str | None, topic: str):
+        def callback(message: String) -> None:
+            self.speak(message.data, voice, topic)
+
+        return callback
+
+    def speak(self, text: str, voice: str | None = None, source: str = "") -> None:
+        default_voice = self.engine.registry.default if self.engine is not None else ""
+        utterance = Utterance(
+            text=text,
+            voice=voice or self.get_parameter("voice").value or default_voice,
+            options=self.current_options(),
+            source=source,
+        )
+        limit = self.get_parameter("max_text_length").value
+        if len(text) > limit:
+            self.speech.reject(utterance, f"text is {len(text)} characters; max_text_length is {limit}")
+            return
+        if not normalize_text(text):
+            self.speech.reject(utterance, EMPTY_TEXT)
+            return
+        self.speech.submit(utterance, interrupt=self.get_parameter("interrupt").value)
+
+    # --- out --------------------------------------------------------------------------------------------------
+    def _on_event(self, name: str, payload: dict[str, Any]) -> None:
+        self.events_pub.publish(String(data=json.dumps(payload, ensure_ascii=False)))
+        if name == "finished":
+            self.rtf_pub.publish(Float32(data=float(payload["rtf"])))
+        if name in ("finished", "failed", "cancelled"):
+            self.publish_diagnostics()
+
+    def _on_chunk(self, utterance: Utterance, chunk: AudioChunk) -> None:
+        self.audio_pub.publish(encode_chunk(chunk))
+
+    def publish_diagnostics(self) -> None:
+        stats = self.speech.stats.summary()
+        describe = self.engine.describe() if self.engine is not None else {"engine": self.get_parameter("engine").value}
+        depth = self.speech.queue_depth
+        queue_size = self.speech.queue_size
+        if self.engine is None:
+            level, message = DiagnosticStatus.ERROR, f"engine failed to load: {self.speech.engine_error}"
+        elif depth >= queue_size:
+            level, message = DiagnosticStatus.WARN, f"queue full ({depth}/{queue_size})"
+        elif stats["last_rtf"] > 1.0:
+            level, message = DiagnosticStatus.WARN, f"slower than real time (RTF {stats['last_rtf']:.2f})"
+        else:
+            level, message = DiagnosticStatus.OK, "speaking" if self.speech.busy else "idle"
+        values = {
+            **describe,
+            "voice": self.get_parameter("voice").value or (self.engine.registry.default if self.engine else ""),
+            "nfe_step": self.get_parameter("nfe_step").value,
+            **{key: f"{value:.4f}" if isinstance(value, float) else value for key, value in stats.items()},
+            "queue_depth": depth,
+            "queue_size": queue_size,
+            "last_error": self.speech.stats.last_error,
+            "playback": "off" if self.speech.player is None else ("on" if self.speech.player.available else "failed"),
+            "gpu_memory_mib": self._gpu_memory_mib(),
+        }
+        status = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_fully_qualified_name()}: text to speech",
+            message=message,
+            hardware_id=str(describe.get("device", "cpu")),
+            values=[KeyValue(key=key, value=str(value)) for key, value in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+
+    def _gpu_memory_mib(self) -> str:
+        device = getattr(self.engine, "device", None)
+        if device is None or getattr(device, "type", "") != "cuda":
+            return "n/a"
+        import torch
+
+        return f"{torch.cuda.memory_allocated(device) / 2**20:.0f}"
+
+    # --- services ---------------------------------------------------------------------------------------------
+    def _stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        cancelled = self.speech.stop()
+        response.success = True
+        response.message = f"cancelled {cancelled} request(s)"
+        return response
+
+    def _list_voices(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.engine is None:
+            response.success, response.message = False, f"engine failed to load: {self.speech.engine_error}"
+            return response
+        default = self.engine.registry.default
+        voices = [{**voice.to_dict(), "default": voice.name == default} for voice in self.engine.voices()]
+        response.success, response.message = True, json.dumps(voices, ensure_ascii=False)
+        return response
+
+    def _reload_voices(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.engine is None:
+            response.success, response.message = False, f"engine failed to load: {self.speech.engine_error}"
+            return response
+        try:
+            self.engine.reload_voices()
+        except EngineError as exc:
+            response.success, response.message = False, f"kept the previous voices: {exc}"
+            self.get_logger().error(response.message)
+            return response
+        response.success = True
+        response.message = f"{len(self.engine.voices())} voices from {self.engine.registry.source}"
+        return response
+
+    def shutdown(self) -> None:
+        """Cancel everything, stop the speech thread and release the engine."""
+        self.speech.close()
+        if self.engine is not None:
+            self.engine.close()
+        self.speaking_pub.publish(Bool(data=False))
+
+
+def main(args: list[str] | None = None) -> int:
+    """Spin until SIGINT/SIGTERM, then cancel, publish ``speaking: false`` and exit cleanly.
+
+    The signals are handled here rather than by rclpy so the node can still publish while it shuts down."""
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop_requested = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop_requested.set())
+    node = TtsNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    while not stop_requested.is_set() and rclpy.ok():
+        executor.spin_once(timeout_sec=0.2)
+    started = time.monotonic()
+    node.get_logger().info("shutting down")
+    node.shutdown()
+    executor.shutdown(timeout_sec=2.0)
+    node.destroy_node()
+    node.get_logger().info(f"shut down in {time.monotonic() - started:.2f} s")
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

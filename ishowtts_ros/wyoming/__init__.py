@@ -1,0 +1,1 @@
+"""The Home Assistant face: a Wyoming TTS server over any engine."""

@@ -1,0 +1,68 @@
+"""Concurrent requests are batched on the one GPU worker and get exactly the audio they would get alone."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from ishowtts_ros.core.scheduler import BatchScheduler
+
+TEXTS = ["The first robot speaks.", "A second, somewhat longer request arrives at once.", "And a third one."]
+
+
+def test_scheduler_batches_waiting_jobs_with_the_same_key():
+    started, release = threading.Event(), threading.Event()
+    batches: list[list[str]] = []
+
+    def run(jobs):
+        if not batches:
+            started.set()
+            release.wait(5)
+        batches.append([job.payload for job in jobs])
+        for job in jobs:
+            job.result = job.payload.upper()
+
+    scheduler = BatchScheduler(run, max_batch=2)
+    jobs = [scheduler.submit("nfe8", "a")]
+    assert started.wait(5)
+    jobs += [scheduler.submit(key, payload) for key, payload in (("nfe8", "b"), ("nfe16", "c"), ("nfe8", "d"))]
+    release.set()
+    assert [job.wait() for job in jobs] == ["A", "B", "C", "D"]
+    scheduler.close()
+    assert batches == [["a"], ["b", "d"], ["c"]]
+    assert scheduler.largest_batch == 2
+
+
+def test_scheduler_reports_errors_to_the_jobs_that_caused_them():
+    def run(jobs):
+        raise ValueError("bad batch")
+
+    scheduler = BatchScheduler(run)
+    with pytest.raises(ValueError, match="bad batch"):
+        scheduler.submit("k", 1).wait()
+    scheduler.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        scheduler.submit("k", 2)
+
+
+def test_concurrent_requests_equal_sequential_ones(tiny_engine):
+    options = {"seed": 8, "nfe_step": 4}
+    alone = [tiny_engine.synthesize_all(text, options=options).samples for text in TEXTS]
+    together: dict[int, np.ndarray] = {}
+    barrier = threading.Barrier(len(TEXTS))
+
+    def speak(index: int) -> None:
+        barrier.wait()
+        together[index] = tiny_engine.synthesize_all(TEXTS[index], options=options).samples
+
+    threads = [threading.Thread(target=speak, args=(i,)) for i in range(len(TEXTS))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for index, expected in enumerate(alone):
+        got = together[index]
+        assert got.shape == expected.shape
+        assert np.linalg.norm(got - expected) / np.linalg.norm(expected) < 1e-4

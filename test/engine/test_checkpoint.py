@@ -1,0 +1,54 @@
+"""Loading a local checkpoint in upstream's format (EMA weights in safetensors), full F5TTS_v1_Base architecture.
+
+The model is constructed without weight initialisation before the load, so these tests also guard that nothing
+is left uninitialised: every weight must come from the file, and a file that lacks one is refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from ishowtts_ros.core.errors import EngineError
+from ishowtts_ros.engines.f5.models import build_cfm, load_models, skipped_weight_init
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def saved_weights() -> dict[str, torch.Tensor]:
+    """A full-size model's weights as upstream's trainer saves them: EMA-prefixed, fp16, with the EMA counters."""
+    torch.manual_seed(21)
+    cfm = build_cfm("F5TTS_v1_Base")
+    weights = {f"ema_model.{name}": value.half().contiguous() for name, value in cfm.state_dict().items()}
+    weights["initted"] = torch.tensor(True)
+    weights["step"] = torch.tensor(1250000)
+    return weights
+
+
+def test_local_checkpoint_loads_every_weight(saved_weights, tmp_path):
+    path = tmp_path / "model_1250000.safetensors"
+    save_file(saved_weights, str(path))
+    cfm, vocoder = load_models(str(path), "random")
+    loaded = cfm.state_dict()
+    assert set(loaded) == {name.removeprefix("ema_model.") for name in saved_weights} - {"initted", "step"}
+    for name, value in loaded.items():
+        assert value.dtype == torch.float32, name
+        assert torch.equal(value, saved_weights[f"ema_model.{name}"].float()), name
+    assert vocoder is not None
+
+
+def test_checkpoint_missing_a_weight_is_refused(saved_weights, tmp_path):
+    path = tmp_path / "partial.safetensors"
+    missing = "ema_model.transformer.transformer_blocks.3.ff.ff.2.weight"
+    save_file({k: v for k, v in saved_weights.items() if k != missing}, str(path))
+    refusal = r"(?s)could not be loaded into F5TTS_v1_Base.*Missing key.*transformer_blocks\.3\.ff\.ff\.2\.weight"
+    with pytest.raises(EngineError, match=refusal):
+        load_models(str(path), "random")
+
+
+def test_weight_init_is_restored_after_construction():
+    with skipped_weight_init():
+        untouched = torch.nn.init.constant_(torch.full((3,), 7.0), 0.0)
+    assert untouched.tolist() == [7.0, 7.0, 7.0]
+    assert torch.nn.init.constant_(torch.full((3,), 7.0), 0.0).tolist() == [0.0, 0.0, 0.0]

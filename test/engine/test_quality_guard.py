@@ -1,0 +1,73 @@
+"""Quality guard: reduced-precision engines stay within 2e-2 of the fp32 engine (same weights, seed, NFE), never
+NaN or Inf. Runs the tiny model on the CPU here; on a GPU the same check runs on the full architecture."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from ishowtts_ros.core.engine import EngineConfig
+from ishowtts_ros.engines.f5.engine import F5Engine
+from ishowtts_ros.engines.f5.models import random_models
+from ishowtts_ros.engines.f5.options import F5Config
+from ishowtts_ros.engines.f5.quality import QUALITY_TOLERANCE, mel_relative_error
+
+TEXT = "I don't really care what you call me."
+
+
+def engines(arch: str, device: str, precisions: tuple[str, ...]) -> dict[str, F5Engine]:
+    cfm, vocoder = random_models(arch, seed=11)
+    return {
+        precision: F5Engine(
+            EngineConfig(device=device, precision=precision, compile=False),
+            models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)),
+        )
+        for precision in precisions
+    }
+
+
+@pytest.mark.parametrize("nfe", [8, pytest.param(16, marks=pytest.mark.slow)])
+def test_half_precisions_track_fp32_on_cpu(nfe):
+    found = engines("tiny", "cpu", ("fp32", "fp16", "bf16"))
+    for precision in ("fp16", "bf16"):
+        error = mel_relative_error(found[precision], found["fp32"], TEXT, nfe=nfe, seed=4)
+        assert error <= QUALITY_TOLERANCE, f"{precision}: {error:.3e}"
+
+
+def test_error_measure_detects_a_different_model():
+    found = engines("tiny", "cpu", ("fp32",))
+    other_cfm, other_vocoder = random_models("tiny", seed=12)
+    other = F5Engine(EngineConfig(device="cpu"), models=(other_cfm, other_vocoder))
+    assert mel_relative_error(other, found["fp32"], TEXT, nfe=8, seed=4) > 10 * QUALITY_TOLERANCE
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_half_precisions_track_fp32_on_gpu_full_model():
+    found = engines("F5TTS_v1_Base", "cuda", ("fp32", "fp16", "bf16"))
+    for precision in ("fp16", "bf16"):
+        error = mel_relative_error(found[precision], found["fp32"], TEXT, nfe=8, seed=4)
+        assert error <= QUALITY_TOLERANCE, f"{precision}: {error:.3e}"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("attention", ["lse", "sdpa", "varlen"])
+def test_graph_bucketed_path_matches_exact_path_on_gpu(attention):
+    """Padding to a bucket, keeping the padding out of attention each way, inside a CUDA graph computes what the
+    exact eager path computes."""
+    if attention == "lse" and torch.cuda.get_device_capability() < (9, 0):
+        pytest.skip("cuDNN flash attention (lse) needs Hopper or newer")
+    cfm, vocoder = random_models("F5TTS_v1_Base", seed=11)
+    graphed, exact = (
+        F5Engine(
+            F5Config(device="cuda", precision="fp16", compile=False, cuda_graphs=graphs, attention=attention),
+            models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)),
+        )
+        for graphs in (True, False)
+    )
+    assert graphed.sampler.graphs and not exact.sampler.graphs
+    assert mel_relative_error(graphed, exact, TEXT, nfe=8, seed=4) <= QUALITY_TOLERANCE / 4
+    assert graphed.sampler.captured_shapes

@@ -1,0 +1,179 @@
+"""Reliability under load, faults and bad input: a real node process over real DDS. Every request must end as
+finished, cancelled or failed-with-reason, and the node must keep serving."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from support.engines import REFERENCE_TEXT, reference_clip, write_voices_file
+from support.ros import TINY_NODE, RunningNode, node_fixture
+
+from ishowtts_ros.core.service import TEXT_PREVIEW
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+ENDS = ("finished", "failed", "cancelled")
+
+faulty = node_fixture("faulty", engine="faulty", queue_size=16)
+
+
+def end_of(client, text, timeout=60.0):
+    """The event that ended the request for ``text`` (events carry a preview of long texts)."""
+    shown = text if len(text) <= TEXT_PREVIEW else text[: TEXT_PREVIEW - 1] + "\u2026"
+    return client.wait_for(
+        lambda: next((e for e in client.events if e["event"] in ENDS and e["text"] == shown), None), timeout, text
+    )
+
+
+def test_engine_fault_mid_utterance_is_reported_and_the_next_works(faulty):
+    client = faulty.client
+    text = "Hello there, this first sentence is perfectly fine to speak. Then a FAULT happens."
+    client.say(text)
+    failed = end_of(client, text)
+    assert failed["event"] == "failed" and "injected engine fault" in failed["error"]
+    assert len(client.audio_of(failed["id"])) >= 1  # it did fail mid-utterance
+    client.wait_for(lambda: int(client.diagnostic_values().get("failures", 0)) >= 1, 5, "failure count")
+    assert "injected engine fault" in client.diagnostic_values()["last_error"]
+    client.say("Still speaking.")
+    assert end_of(client, "Still speaking.")["event"] == "finished"
+
+
+def test_out_of_memory_is_retried_with_smaller_chunks_then_reported(faulty):
+    client = faulty.client
+    text = "Hello there. This OOM sentence is long enough to fail the first time around, surely."
+    client.say(text)
+    assert end_of(client, text)["event"] == "finished"
+    client.say("Hi. OOMALWAYS here.")
+    failed = end_of(client, "Hi. OOMALWAYS here.")
+    assert failed["event"] == "failed" and "out of accelerator memory even with smaller chunks" in failed["error"]
+    assert "retrying with smaller chunks" in faulty.log_text()
+
+
+def test_burst_of_200_stays_responsive_and_every_request_is_accounted_for(faulty):
+    client = faulty.client
+    texts = [f"Burst message number {i}." for i in range(200)]
+    for text in texts:
+        client.say(text)
+    started = time.monotonic()
+    assert all(r.successful for r in client.set_parameters(volume=0.5))
+    assert time.monotonic() - started < 1.0
+    started = time.monotonic()
+    assert client.call("tts/list_voices").success
+    assert time.monotonic() - started < 1.0
+    ends = [end_of(client, text, timeout=180) for text in texts]
+    counts = {name: sum(e["event"] == name for e in ends) for name in ENDS}
+    assert sum(counts.values()) == 200
+    assert counts["finished"] >= 16
+    assert all("queue full (16 waiting)" in e["error"] for e in ends if e["event"] == "failed")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Emoji 🤖🎉 and mixed scripts: привет, 你好, مرحبا.",
+        "<speak>Markup <b>is</b> read as text &amp; entities.</speak>",
+        "?!...;;",
+        "Call 555-0199 at 10:30 a.m., Dr. Smith, approx. 3.5 km NNE.",
+        "Control\x07characters\x1b[31m and\ttabs\r\nnewlines.",
+    ],
+)
+def test_odd_text_ends_cleanly(faulty, text):
+    faulty.client.say(text)
+    assert end_of(faulty.client, text)["event"] in ("finished", "failed")
+
+
+def test_100_kb_text_is_refused_with_a_reason(faulty):
+    text = "x" * 100_000
+    faulty.client.say(text)
+    failed = faulty.client.wait_for(
+        lambda: next((e for e in faulty.client.events_of("failed") if "100000 characters" in e["error"]), None), 30
+    )
+    assert "max_text_length is 2000" in failed["error"]
+    faulty.client.say("Short and fine.")
+    assert end_of(faulty.client, "Short and fine.")["event"] == "finished"
+
+
+@pytest.fixture(scope="module")
+def voices_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad_voices")
+    shutil.copy(reference_clip(), folder / "good.wav")
+    rng = np.random.default_rng(0)
+    soundfile.write(folder / "silent.wav", np.zeros(24000 * 3, dtype=np.float32), 24000)
+    soundfile.write(folder / "lowrate.wav", rng.uniform(-0.3, 0.3, 8000 * 3).astype(np.float32), 8000)
+    soundfile.write(folder / "long.wav", rng.uniform(-0.3, 0.3, 16000 * 600).astype(np.float32), 16000)
+    data, rate = soundfile.read(folder / "good.wav")
+    soundfile.write(folder / "stereo.wav", np.stack([data, data], axis=1), rate)
+    (folder / "unreadable.wav").write_bytes(b"not audio at all")
+    entry = {"text": REFERENCE_TEXT, "language": "en"}
+    names = ("good", "silent", "lowrate", "long", "stereo", "unreadable")
+    write_voices_file(folder, {name: {**entry, "audio": f"{name}.wav"} for name in names}, default="good")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("voice", "outcome"),
+    [
+        ("silent", "is silent"),
+        ("lowrate", "sampled at 8000 Hz"),
+        ("long", "600.0 s long"),
+        ("unreadable", "cannot be read as audio"),
+        ("stereo", None),  # mixed down to mono, as upstream does
+    ],
+)
+def test_unusable_reference_audio_fails_with_a_reason(voices_folder, tmp_path, voice, outcome, request):
+    node = request.getfixturevalue("bad_voice_node")
+    client = node.client
+    assert all(r.successful for r in client.set_parameters(voice=voice))
+    text = f"Speaking with the {voice} voice."
+    client.say(text)
+    end = end_of(client, text)
+    if outcome is None:
+        assert end["event"] == "finished"
+    else:
+        assert end["event"] == "failed" and outcome in end["error"] and f"voice '{voice}'" in end["error"]
+    client.set_parameters(voice="good")
+    client.say(f"Good voice after {voice}.")
+    assert end_of(client, f"Good voice after {voice}.")["event"] == "finished"
+
+
+@pytest.fixture(scope="module")
+def bad_voice_node(voices_folder, tmp_path_factory):
+    node = RunningNode(
+        tmp_path_factory.mktemp("bad_voice_node"), "bad_voice_node", **TINY_NODE,
+        voices_file=str(voices_folder / "voices.yaml"), warmup=False,
+    )  # fmt: skip
+    yield node
+    node.close()
+
+
+def test_missing_or_malformed_voices_file_is_refused_and_old_voices_kept(bad_voice_node, voices_folder):
+    client = bad_voice_node.client
+    path: Path = voices_folder / "voices.yaml"
+    original = path.read_text()
+    try:
+        path.write_text("voices: [broken", encoding="utf-8")
+        reply = client.call("tts/reload_voices")
+        assert not reply.success and "is not valid YAML" in reply.message
+        path.unlink()
+        reply = client.call("tts/reload_voices")
+        assert not reply.success and "does not exist" in reply.message
+        assert "good" in client.call("tts/list_voices").message
+    finally:
+        path.write_text(original, encoding="utf-8")
+    assert client.call("tts/reload_voices").success
+
+
+def test_playback_without_an_audio_device_warns_and_topics_continue(tmp_path):
+    node = RunningNode(tmp_path, "playback", engine="espeak", playback=True, playback_device="no-such-device")
+    try:
+        node.client.say("Can anybody hear me?")
+        finished = end_of(node.client, "Can anybody hear me?")
+        assert finished["event"] == "finished" and node.client.audio_of(finished["id"])
+        node.client.wait_for(lambda: node.client.diagnostic_values().get("playback") == "failed", 5, "diagnostics")
+        assert "audio playback disabled" in node.log_text()
+    finally:
+        node.close()

@@ -1,0 +1,1 @@
+"""Test support shared by every test folder: tiny engines, voices files, the faulty engine, ROS node fixtures."""

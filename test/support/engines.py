@@ -1,0 +1,111 @@
+"""Tiny random-init F5 engines (upstream classes, tiny dims), throwaway voices files and the fault-injecting engine.
+
+Every test runs the real engine code on a CPU in seconds with these; the speed runs use the same code with the full
+F5TTS_v1_Base architecture (``random:F5TTS_v1_Base``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ishowtts_ros.core.engine import Engine, EngineConfig
+from ishowtts_ros.core.options import OptionSpec
+from ishowtts_ros.core.voices import Voice, VoiceRegistry
+from ishowtts_ros.engines.espeak import EspeakEngine
+
+TINY_CHECKPOINT = "random:tiny"
+#: How test processes (nodes, servers) find the faulty engine: see ishowtts_ros.engines.registry.
+FAULTY_ENGINE = "faulty=support.engines:FaultyEngine"
+
+
+def tiny_f5(**settings: Any):
+    """A tiny random-init F5 engine on the CPU (fp32); ``settings`` override :class:`F5Config` fields."""
+    from ishowtts_ros.engines.f5.engine import F5Engine
+    from ishowtts_ros.engines.f5.options import F5Config
+
+    return F5Engine(F5Config(**{"checkpoint": TINY_CHECKPOINT, "device": "cpu", **settings}))
+
+
+REFERENCE_TEXT = "Some call me nature, others call me mother nature."
+
+
+def reference_clip() -> Path:
+    """The English reference clip that f5-tts ships."""
+    return VoiceRegistry.load().get("nature").audio_path()
+
+
+def write_voices_file(folder: Path, voices: dict[str, dict] | None = None, default: str | None = None) -> Path:
+    """A voices file in ``folder``; by default one voice ``tester`` with a copy of the shipped clip."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if voices is None:
+        shutil.copy(reference_clip(), folder / "tester.wav")
+        voices = {"tester": {"audio": "tester.wav", "text": REFERENCE_TEXT, "language": "en"}}
+    path = folder / "voices.yaml"
+    path.write_text(yaml.safe_dump({"default": default or next(iter(voices)), "voices": voices}), encoding="utf-8")
+    return path
+
+
+class FaultyEngine(EspeakEngine):
+    """Test engine (``faulty``, registered for test processes only): espeak speech with faults injected through
+    the plugin API.
+
+    A chunk containing ``FAULT`` raises mid-utterance; one containing ``OOM`` raises torch's CUDA out-of-memory
+    error while it is longer than 40 bytes (so the smaller-chunk retry succeeds), ``OOMALWAYS`` at any length.
+    """
+
+    name = "faulty"
+    OOM_BYTES = 40
+
+    def _render(
+        self, pieces: Sequence[str], voice: Voice, options: Mapping[str, Any], cancel: threading.Event | None
+    ) -> Iterator[np.ndarray]:
+        import torch
+
+        for piece in pieces:
+            if "FAULT" in piece:
+                raise RuntimeError("injected engine fault")
+            if "OOMALWAYS" in piece or ("OOM" in piece and len(piece.encode()) > self.OOM_BYTES):
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+            yield from super()._render([piece], voice, options, cancel)
+
+
+class GatedEngine(Engine):
+    """In-process test engine (plugin API, no subprocess, no model): each text piece becomes a short tone, and
+    with ``hold`` set every piece first waits for ``release``, so a test decides exactly when audio is produced."""
+
+    name = "gated"
+    supported_options: Mapping[str, OptionSpec] = {}
+    max_chunk_chars = 8  # "One. Two." is two pieces
+    first_chunk_chars = 8
+    crossfade_seconds = 0.01
+
+    def __init__(self, hold: bool = False) -> None:
+        super().__init__(EngineConfig())
+        self.hold = hold
+        self.release = threading.Semaphore(0)
+        self.pieces_started = threading.Semaphore(0)
+
+    @property
+    def sample_rate(self) -> int:
+        return 8000
+
+    def _render(
+        self, pieces: Sequence[str], voice: Voice, options: Mapping[str, Any], cancel: threading.Event | None
+    ) -> Iterator[np.ndarray]:
+        for piece in pieces:
+            self.pieces_started.release()
+            if "FAULT" in piece:
+                raise RuntimeError("injected engine fault")
+            if self.hold:
+                while not self.release.acquire(timeout=0.05):
+                    if cancel is not None and cancel.is_set():
+                        return
+            yield np.sin(np.arange(800, dtype=np.float32) / 4.0) * 0.1

@@ -1,0 +1,191 @@
+"""The speech service in-process (no DDS): queue order, refusals, stop, interrupt, failures and statistics, with an
+engine whose audio the test releases piece by piece."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from support.engines import GatedEngine
+
+from ishowtts_ros.core.engine import AudioChunk
+from ishowtts_ros.core.service import SpeechService, Utterance
+
+TERMINAL = {"finished", "failed", "cancelled"}
+WAIT = 30.0  # generous: the bound only guards against a hang, the assertions are about order and counts
+
+
+class Recorder:
+    """Collects what the service reports, and waits for it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+        self.chunks: list[tuple[str, AudioChunk]] = []
+        self.speaking: list[bool] = []
+        self._changed = threading.Condition()
+
+    def on_event(self, name: str, payload: dict) -> None:
+        with self._changed:
+            self.events.append((name, payload))
+            self._changed.notify_all()
+
+    def on_chunk(self, utterance: Utterance, chunk: AudioChunk) -> None:
+        self.chunks.append((utterance.id, chunk))
+
+    def on_speaking(self, speaking: bool) -> None:
+        with self._changed:
+            self.speaking.append(speaking)
+            self._changed.notify_all()
+
+    def names(self, utterance: Utterance) -> list[str]:
+        return [name for name, payload in self.events if payload["id"] == utterance.id]
+
+    def wait_terminal(self, *utterances: Utterance) -> None:
+        def done() -> bool:
+            return all(TERMINAL & set(self.names(u)) for u in utterances)
+
+        with self._changed:
+            assert self._changed.wait_for(done, WAIT), self.events
+
+    def wait_idle(self) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.speaking and self.speaking[-1] is False, WAIT), self.speaking
+
+
+@pytest.fixture
+def gated() -> GatedEngine:
+    return GatedEngine(hold=True)
+
+
+def start_service(engine: GatedEngine | None, queue_size: int = 2, engine_error: str = ""):
+    recorder = Recorder()
+    speech = SpeechService(
+        engine,
+        queue_size=queue_size,
+        on_event=recorder.on_event,
+        on_chunk=recorder.on_chunk,
+        on_speaking=recorder.on_speaking,
+        engine_error=engine_error,
+    )
+    return speech, recorder
+
+
+@pytest.fixture
+def service(gated: GatedEngine) -> Iterator[tuple[SpeechService, Recorder]]:
+    speech, recorder = start_service(gated)
+    yield speech, recorder
+    speech.close()
+
+
+def utterance(text: str) -> Utterance:
+    return Utterance(text=text, voice="", options={})
+
+
+def release_all(engine: GatedEngine, pieces: int) -> None:
+    for _ in range(pieces):
+        engine.release.release()
+
+
+def test_requests_are_spoken_in_order_with_one_event_sequence_each(service, gated):
+    speech, recorder = service
+    first, second = utterance("One. Two."), utterance("Three.")
+    assert speech.submit(first) and speech.submit(second)
+    release_all(gated, 3)
+    recorder.wait_terminal(first, second)
+    assert recorder.names(first) == ["queued", "started", "first_audio", "finished"]
+    assert recorder.names(second) == ["queued", "started", "first_audio", "finished"]
+    assert [uid for uid, _ in recorder.chunks] == [first.id, first.id, second.id]
+    assert [c.is_last for _, c in recorder.chunks] == [False, True, True]
+    recorder.wait_idle()
+    assert recorder.speaking == [True, False]
+    stats = speech.stats.summary()
+    assert (stats["utterances"], stats["finished"], stats["failures"], stats["cancelled"]) == (2, 2, 0, 0)
+    assert stats["last_rtf"] > 0
+
+
+def test_a_full_queue_refuses_with_a_failed_event(service, gated):
+    speech, recorder = service
+    speaking = utterance("Held.")
+    assert speech.submit(speaking)
+    assert gated.pieces_started.acquire(timeout=WAIT)  # the first one left the queue and is being spoken
+    waiting = [utterance("A."), utterance("B.")]
+    assert all(speech.submit(u) for u in waiting)
+    refused = utterance("C.")
+    assert not speech.submit(refused)
+    assert recorder.names(refused) == ["failed"]
+    assert "queue full (2 waiting)" in dict(recorder.events)["failed"]["error"]
+    release_all(gated, 3)
+    recorder.wait_terminal(speaking, *waiting)
+    assert speech.stats.failures == 1 and speech.stats.finished == 3
+
+
+def test_stop_cancels_the_current_utterance_and_the_queue(service, gated):
+    speech, recorder = service
+    speaking, queued = utterance("One. Two. Three."), utterance("Queued.")
+    speech.submit(speaking)
+    speech.submit(queued)
+    assert gated.pieces_started.acquire(timeout=WAIT)
+    assert speech.stop() == 2
+    recorder.wait_terminal(speaking, queued)
+    assert recorder.names(speaking)[-1] == "cancelled" and recorder.names(queued) == ["queued", "cancelled"]
+    recorder.wait_idle()
+    after = utterance("Again.")
+    speech.submit(after)
+    release_all(gated, 1)
+    recorder.wait_terminal(after)
+    assert recorder.names(after)[-1] == "finished"
+
+
+def test_interrupt_replaces_what_is_spoken_and_queued(service, gated):
+    speech, recorder = service
+    old, queued, urgent = utterance("Old news."), utterance("Also old."), utterance("Urgent!")
+    speech.submit(old)
+    speech.submit(queued)
+    assert gated.pieces_started.acquire(timeout=WAIT)
+    assert speech.submit(urgent, interrupt=True)
+    release_all(gated, 2)
+    recorder.wait_terminal(old, queued, urgent)
+    assert recorder.names(old)[-1] == "cancelled" and recorder.names(queued)[-1] == "cancelled"
+    assert recorder.names(urgent)[-1] == "finished"
+    assert {uid for uid, _ in recorder.chunks} <= {old.id, urgent.id}
+
+
+def test_an_engine_fault_fails_that_request_and_the_next_is_spoken():
+    speech, recorder = start_service(GatedEngine(), queue_size=4)
+    try:
+        broken, fine = utterance("FAULT here."), utterance("Fine.")
+        speech.submit(broken)
+        speech.submit(fine)
+        recorder.wait_terminal(broken, fine)
+        failed = [p for n, p in recorder.events if n == "failed"]
+        assert len(failed) == 1 and "injected engine fault" in failed[0]["error"]
+        assert recorder.names(fine)[-1] == "finished"
+        assert speech.stats.failures == 1 and "injected engine fault" in speech.stats.last_error
+    finally:
+        speech.close()
+
+
+def test_closing_while_speaking_cancels_and_reports_not_speaking(service, gated):
+    speech, recorder = service
+    speaking = utterance("Never finished.")
+    speech.submit(speaking)
+    assert gated.pieces_started.acquire(timeout=WAIT)
+    speech.close()
+    recorder.wait_terminal(speaking)
+    assert recorder.names(speaking)[-1] == "cancelled"
+    assert recorder.speaking[-1] is False
+    late = utterance("Too late.")
+    assert not speech.submit(late)
+    assert "shutting down" in next(p for _, p in recorder.events if p["id"] == late.id)["error"]
+
+
+def test_without_an_engine_every_request_fails_with_the_load_error():
+    speech, recorder = start_service(None, engine_error="checkpoint missing")
+    try:
+        request = utterance("Hello?")
+        assert not speech.submit(request)
+        assert recorder.names(request) == ["failed"]
+        assert "engine failed to load: checkpoint missing" in recorder.events[0][1]["error"]
+    finally:
+        speech.close()

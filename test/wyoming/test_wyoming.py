@@ -1,0 +1,239 @@
+"""The Wyoming server as Home Assistant uses it: a real server process on loopback, the real wyoming client."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pytest
+from support.engines import TINY_CHECKPOINT
+from wyoming.audio import AudioChunk, AudioStart
+from wyoming.client import AsyncTcpClient
+from wyoming.error import Error
+from wyoming.info import Describe, Info
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
+
+pytestmark = pytest.mark.slow
+TEXT = "Hello from Home Assistant. The front door is open and the kitchen lights are still on."
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(tmp_path, *engine_args: str):
+    port = free_port()
+    log = open(tmp_path / f"wyoming-{port}.log", "w")  # noqa: SIM115 - closed by the fixture
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ishowtts_ros.wyoming.server", "--uri", f"tcp://127.0.0.1:{port}", *engine_args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (tmp_path / f"wyoming-{port}.log").read_text()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port, log
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise AssertionError("Wyoming server did not start")
+
+
+@pytest.fixture(scope="module")
+def f5_server(tmp_path_factory):
+    process, port, log = start_server(
+        tmp_path_factory.mktemp("wyoming"), "--engine", "f5", "--checkpoint", TINY_CHECKPOINT, "--device", "cpu",
+        "--nfe", "4", "--seed", "5",
+    )  # fmt: skip
+    yield port
+    process.terminate()
+    process.wait(10)
+    log.close()
+
+
+async def exchange(port: int, events, until=("audio-stop", "error", "info"), timeout: float = 60.0):
+    """Send events; collect replies until one of ``until`` types (or synthesize-stopped) arrives."""
+    received = []
+    async with AsyncTcpClient("127.0.0.1", port) as client:
+        for event in events:
+            await client.write_event(event.event())
+        while True:
+            event = await asyncio.wait_for(client.read_event(), timeout)
+            if event is None:
+                break
+            received.append(event)
+            if event.type in until:
+                break
+    return received
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def audio_of(events) -> tuple[np.ndarray, int]:
+    chunks = [AudioChunk.from_event(e) for e in events if AudioChunk.is_type(e.type)]
+    rates = {c.rate for c in chunks}
+    assert len(rates) == 1 and all(c.width == 2 and c.channels == 1 for c in chunks)
+    return np.frombuffer(b"".join(c.audio for c in chunks), dtype="<i2"), rates.pop()
+
+
+def test_describe_lists_every_voice(f5_server):
+    events = run(exchange(f5_server, [Describe()]))
+    info = Info.from_event(events[-1])
+    program = info.tts[0]
+    assert program.name == "ishowtts" and program.installed and program.supports_synthesize_streaming
+    assert {(v.name, tuple(v.languages)) for v in program.voices} == {("nature", ("en",)), ("nature_zh", ("zh",))}
+    assert program.attribution.name and program.version
+
+
+def test_one_shot_synthesis_event_order_and_format(f5_server):
+    events = run(exchange(f5_server, [Synthesize(text=TEXT, voice=SynthesizeVoice(name="nature"))]))
+    types = [e.type for e in events]
+    assert types[0] == "audio-start" and types[-1] == "audio-stop"
+    assert set(types[1:-1]) == {"audio-chunk"} and len(types) >= 4
+    start = AudioStart.from_event(events[0])
+    samples, rate = audio_of(events)
+    assert (start.rate, start.width, start.channels) == (24000, 2, 1) and rate == 24000
+    assert len(samples) / rate > 1.0
+
+
+def test_voice_chosen_by_language(f5_server):
+    events = run(exchange(f5_server, [Synthesize(text="你好。", voice=SynthesizeVoice(language="zh-CN"))]))
+    assert events[-1].type == "audio-stop"
+
+
+def test_streaming_speaks_sentence_by_sentence_and_ignores_the_compat_synthesize(f5_server):
+    parts = ["Hello from Home ", "Assistant. The front door is open ", "and the kitchen lights are still on."]
+    events = run(
+        exchange(
+            f5_server,
+            [
+                SynthesizeStart(voice=SynthesizeVoice(name="nature")),
+                *[SynthesizeChunk(text=part) for part in parts],
+                Synthesize(text="".join(parts)),
+                SynthesizeStop(),
+            ],
+            until=("synthesize-stopped", "error"),
+        )
+    )
+    types = [e.type for e in events]
+    assert types[0] == "audio-start" and types[-2:] == ["audio-stop", "synthesize-stopped"]
+    assert types.count("audio-start") == 1 and types.count("audio-stop") == 1
+    streamed, _ = audio_of(events)
+    one_shot, _ = audio_of(run(exchange(f5_server, [Synthesize(text=TEXT)])))
+    assert 0.8 < len(streamed) / len(one_shot) < 1.25  # spoken once, not twice
+
+
+def test_two_clients_at_once_get_their_own_audio(f5_server):
+    texts = ["The first client asks for this sentence.", "A second client, at the same time, wants another one."]
+    alone = [audio_of(run(exchange(f5_server, [Synthesize(text=t)])))[0] for t in texts]
+
+    async def together():
+        return await asyncio.gather(*(exchange(f5_server, [Synthesize(text=t)]) for t in texts))
+
+    for events, expected in zip(run(together()), alone, strict=True):
+        got, _ = audio_of(events)
+        assert got.shape == expected.shape
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        ([Synthesize(text="Hi.", voice=SynthesizeVoice(name="robbie"))], "unknown voice 'robbie'"),
+        ([Synthesize(text="   ")], "text is empty"),
+        ([Synthesize(text="Hi.", voice=SynthesizeVoice(language="tlh"))], "no voice speaks language 'tlh'"),
+        ([SynthesizeChunk(text="orphan")], "without synthesize-start"),
+    ],
+)
+def test_bad_requests_get_an_error_event(f5_server, events, message):
+    replies = run(exchange(f5_server, events))
+    assert replies[-1].type == "error" and message in Error.from_event(replies[-1]).text
+
+
+def test_malformed_event_and_disconnect_leave_the_server_healthy(f5_server):
+    async def malformed():
+        reader, writer = await asyncio.open_connection("127.0.0.1", f5_server)
+        writer.write(b'{"type": "synthesize", "data": {"no_text": 1}}\n')
+        await writer.drain()
+        header = await asyncio.wait_for(reader.readline(), 30)
+        writer.write(b"this is not json\n")
+        await writer.drain()
+        rest = await asyncio.wait_for(reader.read(), 30)  # returns at EOF: the server closed the connection
+        writer.close()
+        return header, rest
+
+    header, rest = run(malformed())
+    assert b'"error"' in header and b"malformed synthesize event" in rest
+
+    async def hang_up_mid_stream():
+        async with AsyncTcpClient("127.0.0.1", f5_server) as client:
+            await client.write_event(Synthesize(text=" ".join([TEXT] * 6)).event())
+            await client.read_event()
+
+    run(hang_up_mid_stream())
+    assert Info.from_event(run(exchange(f5_server, [Describe()]))[-1]).tts
+
+
+def test_espeak_server(tmp_path):
+    process, port, log = start_server(tmp_path, "--engine", "espeak")
+    try:
+        events = run(exchange(port, [Synthesize(text=TEXT)]))
+        samples, rate = audio_of(events)
+        assert rate == 22050 and np.abs(samples).max() > 1000
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def test_zeroconf_announces_the_server_for_home_assistant(tmp_path):
+    """``--zeroconf NAME`` registers ``NAME._wyoming._tcp.local.`` with the server's port, as HA discovers it."""
+    from zeroconf import Zeroconf
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("224.0.0.251", 5353))
+    except OSError as exc:
+        pytest.skip(f"this machine has no multicast route for mDNS ({exc})")
+    name = f"ishowtts-test-{uuid.uuid4().hex[:8]}"
+    process, port, log = start_server(tmp_path, "--engine", "espeak", "--zeroconf", name)
+    zeroconf = Zeroconf()
+    try:
+        info = None
+        deadline = time.monotonic() + 20
+        while info is None and time.monotonic() < deadline:
+            info = zeroconf.get_service_info("_wyoming._tcp.local.", f"{name}._wyoming._tcp.local.", timeout=2000)
+        assert info is not None, f"{name} was not announced: {(tmp_path / f'wyoming-{port}.log').read_text()}"
+        assert info.port == port
+        assert info.parsed_addresses()
+    finally:
+        zeroconf.close()
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+@pytest.mark.ros
+def test_node_serves_wyoming_with_its_own_engine(tmp_path):
+    from support.ros import TINY_NODE, RunningNode
+
+    port = free_port()
+    node = RunningNode(tmp_path, "wyoming_node", **TINY_NODE, use_wyoming=True, wyoming_uri=f"tcp://127.0.0.1:{port}")
+    try:
+        events = run(exchange(port, [Synthesize(text=TEXT)]))
+        samples, rate = audio_of(events)
+        assert rate == 24000 and len(samples) > 0
+        assert "sharing this node's engine" in node.log_text()
+    finally:
+        node.close()
