@@ -1,7 +1,7 @@
 """Start the ishowtts text-to-speech node (and optionally the Wyoming server on the same engine).
 
 ros2 launch ishowtts_ros ishowtts.launch.py [config:=...] [namespace:=...] [voice:=...] [nfe_step:=8]
-    [playback:=false] [use_wyoming:=false] [wyoming_uri:=tcp://0.0.0.0:10200]
+    [playback:=false] [use_wyoming:=false] [wyoming_uri:=tcp://127.0.0.1:10200]
 """
 
 import os
@@ -30,7 +30,9 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("nfe_step", default_value="8", description="flow steps, 2-64"),
             DeclareLaunchArgument("playback", default_value="false", description="play on this machine's speaker"),
             DeclareLaunchArgument("use_wyoming", default_value="false", description="also serve Home Assistant"),
-            DeclareLaunchArgument("wyoming_uri", default_value="tcp://0.0.0.0:10200", description="Wyoming address"),
+            DeclareLaunchArgument(
+                "wyoming_uri", default_value="tcp://127.0.0.1:10200", description="Wyoming address (loopback)"
+            ),
             Node(
                 package="ishowtts_ros",
                 executable="tts_node",

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from support.engines import FAULTY_ENGINE, tiny_f5
+from support.engines import TEST_ENGINES, tiny_f5
 
 TEST_ROOT = str(Path(__file__).resolve().parent)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (TEST_ROOT, os.environ.get("PYTHONPATH", "")) if p)
-os.environ["ISHOWTTS_EXTRA_ENGINES"] = FAULTY_ENGINE
+os.environ["ISHOWTTS_EXTRA_ENGINES"] = TEST_ENGINES
 
 
 @pytest.fixture(scope="session")

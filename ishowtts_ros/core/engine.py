@@ -177,10 +177,10 @@ class Engine(ABC):
         last_mark = start
         done = 0
         retried = False
-        with self._lock:
-            while done < len(pieces):
-                try:
-                    for wave in self._render(pieces[done:], resolved_voice, resolved, cancel):
+        while done < len(pieces):
+            try:
+                with contextlib.closing(self._serialized(pieces[done:], resolved_voice, resolved, cancel)) as waves:
+                    for wave in waves:
                         if cancel is not None and cancel.is_set():
                             raise SynthesisCancelled(f"utterance {utterance_id} cancelled")
                         is_last = done == len(pieces) - 1
@@ -198,17 +198,36 @@ class Engine(ABC):
                         )
                         done += 1
                         last_mark = time.perf_counter()
-                    if cancel is not None and cancel.is_set() and done < len(pieces):
-                        raise SynthesisCancelled(f"utterance {utterance_id} cancelled")
-                except Exception as exc:
-                    if not is_out_of_memory(exc):
-                        raise
-                    if retried:
-                        raise EngineError(f"out of accelerator memory even with smaller chunks: {exc}") from exc
-                    retried = True
-                    pieces = pieces[:done] + self._smaller_pieces(pieces[done:])
-                    LOG.warning("out of accelerator memory; released cached memory, retrying with smaller chunks")
-                    self.release_memory()
+                if cancel is not None and cancel.is_set() and done < len(pieces):
+                    raise SynthesisCancelled(f"utterance {utterance_id} cancelled")
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                if retried:
+                    raise EngineError(f"out of accelerator memory even with smaller chunks: {exc}") from exc
+                retried = True
+                pieces = pieces[:done] + self._smaller_pieces(pieces[done:])
+                LOG.warning("out of accelerator memory; released cached memory, retrying with smaller chunks")
+                self.release_memory()
+
+    def _serialized(
+        self, pieces: Sequence[str], voice: Voice, options: Mapping[str, Any], cancel: threading.Event | None
+    ) -> Generator[np.ndarray, None, None]:
+        """:meth:`_render`'s waves, each rendered under the engine lock, which is never held while a caller holds a
+        chunk: a consumer that stops, hangs up or never resumes cannot leave the engine locked."""
+        waves = self._render(pieces, voice, options, cancel)
+        try:
+            while True:
+                with self._lock:
+                    wave = next(waves, None)
+                if wave is None:
+                    return
+                yield wave
+        finally:
+            close = getattr(waves, "close", None)
+            if close is not None:
+                with self._lock:
+                    close()
 
     def _smaller_pieces(self, pieces: Sequence[str]) -> list[str]:
         """The same text re-split into chunks half as long as the longest one that failed."""

@@ -85,9 +85,11 @@ class SpeechService:
         on_speaking: Callable[[bool], None],
         player: AudioPlayer | None = None,
         engine_error: str = "",
+        loading: bool = False,
     ) -> None:
         self.engine = engine
         self.engine_error = engine_error
+        self.loading = loading and engine is None
         self.queue_size = queue_size
         self.on_event = on_event
         self.on_chunk = on_chunk
@@ -115,7 +117,7 @@ class SpeechService:
     def submit(self, utterance: Utterance, interrupt: bool = False) -> bool:
         """Queue an utterance (or, with ``interrupt``, cancel what is queued and speaking first). Returns False
         and emits ``failed`` when it cannot be queued."""
-        if self.engine is None:
+        if self.engine is None and not self.loading:
             self.reject(utterance, f"engine failed to load: {self.engine_error}")
             return False
         with self._wakeup:
@@ -136,6 +138,21 @@ class SpeechService:
             return False
         self._emit("queued", utterance, queue_depth=self.queue_depth)
         return True
+
+    def attach(self, engine: Engine) -> None:
+        """The engine has loaded: what was queued meanwhile is spoken now."""
+        with self._wakeup:
+            self.engine, self.loading = engine, False
+            self._wakeup.notify_all()
+
+    def load_failed(self, reason: str) -> None:
+        """The engine could not load: everything queued meanwhile fails with the reason, and so will later text."""
+        with self._wakeup:
+            self.engine_error, self.loading = reason, False
+            waiting = list(self._queue)
+            self._queue.clear()
+        for utterance in waiting:
+            self.reject(utterance, f"engine failed to load: {reason}")
 
     def stop(self) -> int:
         """Cancel the current utterance and everything queued; returns how many requests were cancelled."""
@@ -192,7 +209,7 @@ class SpeechService:
 
     def _next(self) -> Utterance | None:
         with self._wakeup:
-            while not self._queue and not self._closing:
+            while not self._closing and (not self._queue or self.engine is None):
                 self._wakeup.wait()
             if self._closing:
                 return None
@@ -222,8 +239,9 @@ class SpeechService:
         samples = 0
         first_audio = None
         try:
+            options = self.engine.supported_subset(utterance.options)  # queued before the engine was known
             for chunk in self.engine.synthesize(
-                utterance.text, utterance.voice, utterance.options, utterance_id=utterance.id, cancel=self._cancel
+                utterance.text, utterance.voice, options, utterance_id=utterance.id, cancel=self._cancel
             ):
                 if self._cancel.is_set():
                     raise SynthesisCancelled("cancelled")

@@ -190,18 +190,18 @@ class TtsClient:
         self.wait_for(future.done, timeout, f"reply from {client.srv_name}")
         return future.result()
 
-    def wait_ready(self, timeout: float = 120.0, process: subprocess.Popen | None = None) -> None:
-        """Wait for the node's services; fails at once if ``process`` (the node) exits meanwhile."""
-        client: Any = self.node.create_client(Trigger, "tts/list_voices")
+    def wait_ready(self, timeout: float = 120.0, process: subprocess.Popen | None = None) -> str:
+        """Wait until the node has finished loading its engine (its diagnostics say ``ready`` or ``failed``);
+        returns that state. Fails at once if ``process`` (the node) exits meanwhile."""
         deadline = time.monotonic() + timeout
-        try:
-            while not client.wait_for_service(timeout_sec=0.5):
-                if process is not None and process.poll() is not None:
-                    raise RuntimeError(f"tts_node exited with code {process.returncode} before it was ready")
-                if time.monotonic() > deadline:
-                    raise TimeoutError("tts_node did not become ready (no tts/list_voices service)")
-        finally:
-            self.node.destroy_client(client)
+        while (state := self.diagnostic_values().get("state", "loading")) == "loading":
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"tts_node exited with code {process.returncode} before it was ready")
+            if time.monotonic() > deadline:
+                raise TimeoutError("tts_node did not finish loading its engine")
+            with self._changed:
+                self._changed.wait(0.2)
+        return state
 
     def close(self) -> None:
         self._executor.shutdown(timeout_sec=2.0)

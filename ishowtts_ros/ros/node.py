@@ -58,17 +58,29 @@ class TtsNode(Node):
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.speaking_pub.publish(Bool(data=False))
 
-        self.engine, engine_error = self._load_engine()
+        self.engine: Engine | None = None
+        self.state = "loading"  # -> "ready" or "failed"; the node answers ROS in every state
         self.speech = SpeechService(
-            self.engine,
+            None,
             queue_size=self.get_parameter("queue_size").value,
             on_event=self._on_event,
             on_chunk=self._on_chunk,
             on_speaking=lambda speaking: self.speaking_pub.publish(Bool(data=speaking)),
             player=self._make_player() if self.get_parameter("playback").value else None,
-            engine_error=engine_error,
+            loading=True,
         )
+        self._subscribe_text()
+        service_group = MutuallyExclusiveCallbackGroup()
+        self.create_service(Trigger, "tts/stop", self._stop, callback_group=service_group)
+        self.create_service(Trigger, "tts/list_voices", self._list_voices, callback_group=service_group)
+        self.create_service(Trigger, "tts/reload_voices", self._reload_voices, callback_group=service_group)
+        self.create_timer(1.0, self.publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        # Loading (minutes on an Orin with a cold compile cache) runs beside the executor: parameters, services
+        # and diagnostics answer from the first second, and text that arrives meanwhile is queued.
+        self._loader = threading.Thread(target=self._load_engine, name="tts-engine-load", daemon=True)
+        self._loader.start()
 
+    def _subscribe_text(self) -> None:
         text_group = ReentrantCallbackGroup()
         self.create_subscription(
             String, "tts/text", self._text_callback(None, "tts/text"), TEXT_QOS, callback_group=text_group
@@ -81,23 +93,33 @@ class TtsNode(Node):
                     callback_group=text_group,
                 )  # fmt: skip
                 self.get_logger().info(f"also listening on {topic.strip()} (voice {voice.strip() or 'current'})")
-        if self.engine is not None and self.get_parameter("use_wyoming").value:
-            from ishowtts_ros.wyoming.server import serve_in_thread
 
-            uri = self.get_parameter("wyoming_uri").value
-            serve_in_thread(self.engine, uri, self.current_options)
-            self.get_logger().info(f"Wyoming TTS server for Home Assistant on {uri} (sharing this node's engine)")
-        # The services come last: once a client sees them, everything else (Wyoming included) is serving.
-        service_group = MutuallyExclusiveCallbackGroup()
-        self.create_service(Trigger, "tts/stop", self._stop, callback_group=service_group)
-        self.create_service(Trigger, "tts/list_voices", self._list_voices, callback_group=service_group)
-        self.create_service(Trigger, "tts/reload_voices", self._reload_voices, callback_group=service_group)
-        self.create_timer(1.0, self.publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
-        if self.engine is not None:
-            self.get_logger().info(f"ready: {json.dumps(self.engine.describe())}")
+    def _load_engine(self) -> None:
+        """Build and warm up the engine, then serve; a node whose engine fails stays up and reports ERROR."""
+        name = self.get_parameter("engine").value
+        self.get_logger().info(f"loading engine {name}...")
+        try:
+            engine = self._build_engine(name)
+            if self.get_parameter("use_wyoming").value:
+                from ishowtts_ros.wyoming.server import serve_in_thread
 
-    def _load_engine(self) -> tuple[Engine | None, str]:
-        """The engine, or None and the reason; a node without an engine stays up and reports ERROR."""
+                uri = self.get_parameter("wyoming_uri").value
+                serve_in_thread(engine, uri, self.current_options)
+                self.get_logger().info(f"Wyoming TTS server for Home Assistant on {uri} (sharing this node's engine)")
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"engine {name} failed to load: {reason}")
+            self.state = "failed"
+            self.speech.load_failed(reason)
+            self.publish_diagnostics()
+            return
+        self.engine = engine
+        self.speech.attach(engine)
+        self.state = "ready"
+        self.get_logger().info(f"ready: {json.dumps(engine.describe())}")
+        self.publish_diagnostics()
+
+    def _build_engine(self, name: str) -> Engine:
         compile_flag = self.get_parameter("compile").value
         config = EngineConfig(
             voices_file=self.get_parameter("voices_file").value or None,
@@ -107,21 +129,14 @@ class TtsNode(Node):
             vocoder=self.get_parameter("vocoder").value,
             compile=None if compile_flag else False,
         )
-        name = self.get_parameter("engine").value
-        self.get_logger().info(f"loading engine {name}...")
-        try:
-            engine = create_engine(name, config)
-            voice = self.get_parameter("voice").value
-            if voice and voice not in engine.registry:
-                self.get_logger().error(f"voice {voice!r} is not in {engine.registry.source}; using the default")
-            if self.get_parameter("warmup").value:
-                self.get_logger().info("warming up...")
-                engine.warmup()
-        except Exception as exc:
-            reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
-            self.get_logger().error(f"engine {name} failed to load: {reason}")
-            return None, reason
-        return engine, ""
+        engine = create_engine(name, config)
+        voice = self.get_parameter("voice").value
+        if voice and voice not in engine.registry:
+            self.get_logger().error(f"voice {voice!r} is not in {engine.registry.source}; using the default")
+        if self.get_parameter("warmup").value:
+            self.get_logger().info("warming up...")
+            engine.warmup()
+        return engine
 
     def _make_player(self) -> AudioPlayer:
         return AudioPlayer(self.get_parameter("playback_device").value, self.get_parameter("volume").value)
@@ -212,7 +227,9 @@ class TtsNode(Node):
         describe = self.engine.describe() if self.engine is not None else {"engine": self.get_parameter("engine").value}
         depth = self.speech.queue_depth
         queue_size = self.speech.queue_size
-        if self.engine is None:
+        if self.state == "loading":
+            level, message = DiagnosticStatus.OK, f"loading engine {self.get_parameter('engine').value} ..."
+        elif self.engine is None:
             level, message = DiagnosticStatus.ERROR, f"engine failed to load: {self.speech.engine_error}"
         elif depth >= queue_size:
             level, message = DiagnosticStatus.WARN, f"queue full ({depth}/{queue_size})"
@@ -221,6 +238,7 @@ class TtsNode(Node):
         else:
             level, message = DiagnosticStatus.OK, "speaking" if self.speech.busy else "idle"
         values = {
+            "state": self.state,
             **describe,
             "voice": self.get_parameter("voice").value or (self.engine.registry.default if self.engine else ""),
             "nfe_step": self.get_parameter("nfe_step").value,
@@ -257,9 +275,14 @@ class TtsNode(Node):
         response.message = f"cancelled {cancelled} request(s)"
         return response
 
+    def _not_ready(self) -> str:
+        if self.state == "loading":
+            return "the engine is still loading"
+        return f"engine failed to load: {self.speech.engine_error}"
+
     def _list_voices(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self.engine is None:
-            response.success, response.message = False, f"engine failed to load: {self.speech.engine_error}"
+            response.success, response.message = False, self._not_ready()
             return response
         default = self.engine.registry.default
         voices = [{**voice.to_dict(), "default": voice.name == default} for voice in self.engine.voices()]
@@ -268,7 +291,7 @@ class TtsNode(Node):
 
     def _reload_voices(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self.engine is None:
-            response.success, response.message = False, f"engine failed to load: {self.speech.engine_error}"
+            response.success, response.message = False, self._not_ready()
             return response
         try:
             self.engine.reload_voices()

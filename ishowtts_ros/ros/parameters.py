@@ -10,6 +10,8 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from ishowtts_ros.engines.f5.options import F5_OPTIONS
 
 Bounds = tuple[float, float] | None
+#: Step of every float parameter (rclpy enforces it; rqt's arrow keys move by it): divides each range below.
+FLOAT_STEP = 0.01
 
 #: Live parameters besides the engine options: name -> (default, description, range or None).
 LIVE_PARAMETERS: dict[str, tuple[Any, str, Bounds]] = {
@@ -33,7 +35,11 @@ STARTUP_PARAMETERS: dict[str, tuple[Any, str, Bounds]] = {
     "compile": (True, "torch.compile the model on CUDA (slower start, faster speech)", None),
     "text_topics": ([""], "more text topics, each 'topic' or 'topic=voice'", None),
     "use_wyoming": (False, "also serve Home Assistant over the Wyoming protocol with this node's engine", None),
-    "wyoming_uri": ("tcp://0.0.0.0:10200", "where the Wyoming server listens", None),
+    "wyoming_uri": (
+        "tcp://127.0.0.1:10200",
+        "where the Wyoming server listens (loopback; tcp://0.0.0.0:10200 opens it to the network, unauthenticated)",
+        None,
+    ),
 }
 
 
@@ -45,7 +51,8 @@ def descriptor(
     if bounds is not None and not isinstance(default, bool) and isinstance(default, int):
         desc.integer_range = [IntegerRange(from_value=int(bounds[0]), to_value=int(bounds[1]), step=1)]
     elif bounds is not None and isinstance(default, float):
-        desc.floating_point_range = [FloatingPointRange(from_value=float(bounds[0]), to_value=float(bounds[1]))]
+        low, high = float(bounds[0]), float(bounds[1])
+        desc.floating_point_range = [FloatingPointRange(from_value=low, to_value=high, step=FLOAT_STEP)]
     return desc
 
 

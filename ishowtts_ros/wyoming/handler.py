@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -16,6 +18,7 @@ from wyoming.server import AsyncEventHandler
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped
 
 from ishowtts_ros import __version__
+from ishowtts_ros.core.engine import AudioChunk as EngineChunk
 from ishowtts_ros.core.engine import Engine
 from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.core.text import SENTENCE_BREAK
@@ -54,51 +57,64 @@ def describe_engine(engine: Engine) -> Info:
 class TtsEventHandler(AsyncEventHandler):
     """One client connection. Events are handled in order; synthesis runs in worker threads."""
 
-    def __init__(self, engine: Engine, options: OptionsProvider, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, engine: Engine, options: OptionsProvider, workers: Executor, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.engine = engine
         self.options = options
+        self.workers = workers
         self.streaming = False
         self.stream_voice: str | None = None
         self.stream_text = ""
         self.audio_started = False
+        self.stream_failed = False  # a refused stream: its remaining events are ignored, not refused again
 
     async def handle_event(self, event: Event) -> bool:
         try:
-            if Describe.is_type(event.type):
-                await self.write_event(describe_engine(self.engine).event())
-            elif Synthesize.is_type(event.type):
-                if not self.streaming:  # while streaming it is the compatibility copy of the same text
-                    request = Synthesize.from_event(event)
-                    voice = self._voice(request.voice)
-                    await self._speak([request.text], voice, finish=True)
-            elif SynthesizeStart.is_type(event.type):
-                start = SynthesizeStart.from_event(event)
-                self.streaming, self.stream_text, self.audio_started = True, "", False
-                self.stream_voice = self._voice(start.voice)
-            elif SynthesizeChunk.is_type(event.type):
-                if not self.streaming:
-                    raise EngineError("synthesize-chunk without synthesize-start")
-                self.stream_text += SynthesizeChunk.from_event(event).text
-                complete, self.stream_text = complete_sentences(self.stream_text)
-                if complete:
-                    await self._speak([complete], self.stream_voice, finish=False)
-            elif SynthesizeStop.is_type(event.type):
-                if not self.streaming:
-                    raise EngineError("synthesize-stop without synthesize-start")
-                remainder, self.streaming = self.stream_text.strip(), False
-                await self._speak([remainder] if remainder else [], self.stream_voice, finish=True)
-                await self.write_event(SynthesizeStopped().event())
-            else:
-                LOG.debug("ignoring event %s", event.type)
+            await self._handle(event)
         except (ConnectionError, asyncio.CancelledError):
             return False
-        except (EngineError, KeyError, TypeError, ValueError) as exc:
+        except (EngineError, KeyError, TypeError, ValueError, AttributeError) as exc:
             message = str(exc) if isinstance(exc, EngineError) else f"malformed {event.type} event: {exc!r}"
             LOG.warning("request refused: %s", message)
+            self.stream_failed = self.streaming or SynthesizeStart.is_type(event.type)
             self.streaming = False
-            await self.write_event(Error(text=message, code=type(exc).__name__).event())
+            try:
+                await self.write_event(Error(text=message, code=type(exc).__name__).event())
+            except ConnectionError:  # the client already left: nobody to tell
+                return False
         return True
+
+    async def _handle(self, event: Event) -> None:
+        if Describe.is_type(event.type):
+            await self.write_event(describe_engine(self.engine).event())
+        elif self.stream_failed and _is_stream_event(event):
+            # The rest of a refused stream (its chunks, the compatibility synthesize Home Assistant sends after
+            # them, its stop) was answered by the one error already sent; the stop ends it.
+            self.stream_failed = not SynthesizeStop.is_type(event.type)
+        elif Synthesize.is_type(event.type):
+            if not self.streaming:  # while streaming it is the compatibility copy of the same text
+                request = Synthesize.from_event(event)
+                await self._speak([request.text], self._voice(request.voice), finish=True)
+        elif SynthesizeStart.is_type(event.type):
+            start = SynthesizeStart.from_event(event)
+            self.stream_voice = self._voice(start.voice)
+            self.streaming, self.stream_text, self.audio_started = True, "", False
+        elif SynthesizeChunk.is_type(event.type):
+            if not self.streaming:
+                raise EngineError("synthesize-chunk without synthesize-start")
+            scanned = len(self.stream_text)
+            self.stream_text += SynthesizeChunk.from_event(event).text
+            complete, self.stream_text = complete_sentences(self.stream_text, scanned)
+            if complete:
+                await self._speak([complete], self.stream_voice, finish=False)
+        elif SynthesizeStop.is_type(event.type):
+            if not self.streaming:
+                raise EngineError("synthesize-stop without synthesize-start")
+            remainder, self.streaming = self.stream_text.strip(), False
+            await self._speak([remainder] if remainder else [], self.stream_voice, finish=True)
+            await self.write_event(SynthesizeStopped().event())
+        else:
+            LOG.debug("ignoring event %s", event.type)
 
     def _voice(self, requested: Any) -> str | None:
         if requested is None:
@@ -115,35 +131,59 @@ class TtsEventHandler(AsyncEventHandler):
     async def _speak(self, texts: list[str], voice: str | None, finish: bool) -> None:
         rate = self.engine.sample_rate
         for text in texts:
-            chunks = self.engine.synthesize(text, voice, self.options())
-            first = await asyncio.to_thread(_next_or_none, chunks)  # validation errors surface here, before audio
-            if not self.audio_started:
-                await self.write_event(AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event())
-                self.audio_started = True
+            stream = ChunkStream(self.engine, text, voice, self.options())
             try:
+                first = await self._run(stream.next)  # validation errors surface here, before any audio
+                if not self.audio_started:
+                    await self.write_event(AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event())
+                    self.audio_started = True
                 chunk = first
                 while chunk is not None:
                     pcm = chunk.pcm16().tobytes()
                     audio = AudioChunk(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS, audio=pcm)
                     await self.write_event(audio.event())
-                    chunk = await asyncio.to_thread(_next_or_none, chunks)
+                    chunk = await self._run(stream.next)
             finally:
-                chunks.close()
+                self.workers.submit(stream.close)  # never awaited: a client that left must not hold us up
         if finish:
             if not self.audio_started:
                 await self.write_event(AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event())
             await self.write_event(AudioStop().event())
             self.audio_started = False
 
+    async def _run(self, work: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.workers, work)
 
-def _next_or_none(chunks: Iterator) -> Any:
-    return next(chunks, None)
+
+class ChunkStream:
+    """One synthesis driven from worker threads: ``next`` and ``close`` never run at once (a generator cannot be
+    closed while another thread is inside it), and ``close`` first asks the engine to stop between chunks, so a
+    request whose client left frees the engine promptly."""
+
+    def __init__(self, engine: Engine, text: str, voice: str | None, options: dict[str, Any]) -> None:
+        self.cancel = threading.Event()
+        self._chunks = engine.synthesize(text, voice, options, cancel=self.cancel)
+        self._lock = threading.Lock()
+
+    def next(self) -> EngineChunk | None:
+        with self._lock:
+            return next(self._chunks, None)
+
+    def close(self) -> None:
+        self.cancel.set()
+        with self._lock:
+            self._chunks.close()
 
 
-def complete_sentences(text: str) -> tuple[str, str]:
+def complete_sentences(text: str, scanned: int = 0) -> tuple[str, str]:
     """Streamed text split into its complete sentences so far and the unfinished rest (a sentence is complete
-    once whitespace follows its end punctuation; CJK end punctuation completes it at once)."""
+    once whitespace follows its end punctuation; CJK end punctuation completes it at once). ``scanned``: how much
+    of ``text`` an earlier call already found no break in, so a long stream is not rescanned on every chunk."""
     end = 0
-    for match in SENTENCE_BREAK.finditer(text):
+    for match in SENTENCE_BREAK.finditer(text, max(0, scanned - 1)):
         end = match.end()
     return text[:end].strip(), text[end:]
+
+
+def _is_stream_event(event: Event) -> bool:
+    return any(kind.is_type(event.type) for kind in (SynthesizeChunk, SynthesizeStop, Synthesize))

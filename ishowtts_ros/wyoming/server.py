@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from urllib.parse import urlparse
 
@@ -27,6 +28,7 @@ from ishowtts_ros.engines.registry import create_engine
 from ishowtts_ros.wyoming.handler import OptionsProvider, TtsEventHandler
 
 LOG = logging.getLogger(__name__)
+WORKERS = 8
 
 
 async def serve(engine: Engine, uri: str, options: OptionsProvider, zeroconf_name: str | None = None) -> None:
@@ -45,7 +47,10 @@ async def serve(engine: Engine, uri: str, options: OptionsProvider, zeroconf_nam
         except OSError as exc:  # no multicast route: still serve, Home Assistant can add host and port by hand
             LOG.warning("zeroconf announcement failed (%s); add the server in Home Assistant by host and port", exc)
     LOG.info("Wyoming TTS server ready on %s (engine %s)", uri, engine.name)
-    await server.run(partial(TtsEventHandler, engine, options))
+    # One bounded pool for every connection's synthesis: the engine lock is never held between chunks, so a
+    # thread in here always makes progress, and abandoned requests are closed in it, not on the event loop.
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wyoming-tts") as workers:
+        await server.run(partial(TtsEventHandler, engine, options, workers))
 
 
 def serve_in_thread(engine: Engine, uri: str, options: OptionsProvider, timeout: float = 10.0) -> threading.Thread:

@@ -6,8 +6,10 @@ F5TTS_v1_Base architecture (``random:F5TTS_v1_Base``).
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,8 @@ from ishowtts_ros.core.voices import Voice, VoiceRegistry
 from ishowtts_ros.engines.espeak import EspeakEngine
 
 TINY_CHECKPOINT = "random:tiny"
-#: How test processes (nodes, servers) find the faulty engine: see ishowtts_ros.engines.registry.
-FAULTY_ENGINE = "faulty=support.engines:FaultyEngine"
+#: How test processes (nodes, servers) find the test-only engines: see ishowtts_ros.engines.registry.
+TEST_ENGINES = "faulty=support.engines:FaultyEngine,slowload=support.engines:SlowLoadingEngine"
 
 
 def tiny_f5(**settings: Any):
@@ -109,3 +111,13 @@ class GatedEngine(Engine):
                     if cancel is not None and cancel.is_set():
                         return
             yield np.sin(np.arange(800, dtype=np.float32) / 4.0) * 0.1
+
+
+class SlowLoadingEngine(EspeakEngine):
+    """Test engine (``slowload``): espeak that takes ``$ISHOWTTS_TEST_LOAD_SECONDS`` to load, like F5 compiling."""
+
+    name = "slowload"
+
+    def __init__(self, config: EngineConfig | None = None) -> None:
+        time.sleep(float(os.environ.get("ISHOWTTS_TEST_LOAD_SECONDS", "5")))
+        super().__init__(config)

@@ -52,3 +52,15 @@ def test_config_file_documents_every_node_parameter():
 
     documented = yaml.safe_load((ROOT / "config" / "ishowtts.yaml").read_text())["/**"]["ros__parameters"]
     assert set(documented) == {*LIVE_PARAMETERS, *STARTUP_PARAMETERS, *F5_OPTIONS}
+
+
+def test_float_parameters_have_a_step_that_divides_their_range():
+    """rqt_reconfigure moves a slider by the step; rclpy refuses values off it (step 0 made the arrows useless)."""
+    from ishowtts_ros.ros.parameters import all_parameters
+
+    floats = [desc for _, desc in all_parameters().values() if desc.floating_point_range]
+    assert len(floats) >= 4
+    for desc in floats:
+        bounds = desc.floating_point_range[0]
+        steps = (bounds.to_value - bounds.from_value) / bounds.step
+        assert bounds.step > 0 and abs(steps - round(steps)) < 1e-9, desc.name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from support.engines import TINY_CHECKPOINT
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
+from wyoming.event import write_event
 from wyoming.info import Describe, Info
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 
@@ -161,6 +163,24 @@ def test_bad_requests_get_an_error_event(f5_server, events, message):
     assert replies[-1].type == "error" and message in Error.from_event(replies[-1]).text
 
 
+def test_a_refused_stream_gets_one_error_and_its_remaining_events_are_ignored(f5_server):
+    events = run(
+        exchange(
+            f5_server,
+            [
+                SynthesizeStart(voice=SynthesizeVoice(name="robbie")),
+                SynthesizeChunk(text="Hello there. "),
+                Synthesize(text="Hello there. "),
+                SynthesizeStop(),
+                Describe(),
+            ],
+            until=("info",),
+        )
+    )
+    assert [e.type for e in events] == ["error", "info"]
+    assert "unknown voice 'robbie'" in Error.from_event(events[0]).text
+
+
 def test_malformed_event_and_disconnect_leave_the_server_healthy(f5_server):
     async def malformed():
         reader, writer = await asyncio.open_connection("127.0.0.1", f5_server)
@@ -191,6 +211,38 @@ def test_espeak_server(tmp_path):
         events = run(exchange(port, [Synthesize(text=TEXT)]))
         samples, rate = audio_of(events)
         assert rate == 22050 and np.abs(samples).max() > 1000
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def reset_after_synthesize(port: int, text: str) -> None:
+    """A careless client: asks for speech, then drops the connection with a TCP reset before reading anything."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with sock.makefile("wb") as stream:
+            write_event(Synthesize(text=text).event(), stream)
+        time.sleep(0.02)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_espeak_server_survives_resets_and_a_crowd(tmp_path):
+    """Clients that hang up mid-synthesis and 50 clients at once leave the voice serving (an abandoned synthesis
+    once kept the engine locked for good)."""
+    process, port, log = start_server(tmp_path, "--engine", "espeak")
+    try:
+        for i in range(100):
+            reset_after_synthesize(port, f"Request {i} from a client that will not listen. It hangs up at once.")
+
+        async def crowd() -> list[list]:
+            return await asyncio.gather(*(exchange(port, [Synthesize(text=f"Client {i}.")]) for i in range(50)))
+
+        replies = run(asyncio.wait_for(crowd(), 300))
+        assert all(events[-1].type == "audio-stop" for events in replies)
+        assert all(audio_of(events)[0].size > 0 for events in replies)
+        samples, _ = audio_of(run(exchange(port, [Synthesize(text=TEXT)])))
+        assert np.abs(samples).max() > 1000
+        assert process.poll() is None
     finally:
         process.terminate()
         process.wait(10)

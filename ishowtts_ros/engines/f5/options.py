@@ -16,7 +16,7 @@ F5_OPTIONS = {
         "sway_sampling_coef", float, -1.0, -1.0, 1.0, "sway sampling: below 0 spends more steps early"
     ),
     "speed": OptionSpec("speed", float, 1.0, 0.3, 3.0, "speaking rate relative to the reference"),
-    "seed": OptionSpec("seed", int, -1, -1, 2**31 - 1, "noise seed; -1 draws a new one per chunk"),
+    "seed": OptionSpec("seed", int, -1, -1, 65535, "noise seed for repeatable speech; -1 draws a new one per chunk"),
 }
 
 #: How padded keys are kept out of attention on CUDA (see :mod:`.attention`).
