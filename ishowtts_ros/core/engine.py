@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ishowtts_ros.core.audio import StreamingCrossfader
-from ishowtts_ros.core.errors import EngineError, SynthesisCancelled
+from ishowtts_ros.core.errors import AudioLimitExceeded, EngineError, SynthesisCancelled, VoiceError
 from ishowtts_ros.core.options import OptionSpec
 from ishowtts_ros.core.text import EMPTY_TEXT, normalize_text, split_text
 from ishowtts_ros.core.voices import Voice, VoiceRegistry
@@ -93,6 +93,7 @@ class Engine(ABC):
     first_chunk_chars: ClassVar[int] = 60
     max_chunk_chars: ClassVar[int] = 180
     serialize_requests: ClassVar[bool] = True
+    uses_reference_audio: ClassVar[bool] = False  # clones voices from their clips (so a voice needs a readable one)
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
@@ -131,9 +132,16 @@ class Engine(ABC):
             resolved[key] = spec.validate(value)
         return resolved
 
-    def reload_voices(self) -> None:
-        """Re-read the voices file; engines drop cached per-voice work in :meth:`_voices_changed`."""
-        self.registry = VoiceRegistry.load(self.config.voices_file)
+    def reload_voices(self, keep: str | None = None) -> None:
+        """Re-read the voices file, keeping the old voices (:class:`VoiceError`) if the new file lacks voice
+        ``keep`` (the one a caller has selected) or, for engines that clone, names a clip that cannot be read.
+        Engines drop cached per-voice work in :meth:`_voices_changed`."""
+        registry = VoiceRegistry.load(self.config.voices_file)
+        if keep and keep not in registry:
+            raise VoiceError(f"voices file {registry.source} has no voice {keep!r}, the voice selected now")
+        if self.uses_reference_audio:
+            registry.check_clips()
+        self.registry = registry
         self._voices_changed()
 
     def _voices_changed(self) -> None:
@@ -159,11 +167,14 @@ class Engine(ABC):
         *,
         utterance_id: str | None = None,
         cancel: threading.Event | None = None,
+        max_audio_seconds: float | None = None,
     ) -> Generator[AudioChunk, None, None]:
         """Stream ``text`` as audio chunks in order; the concatenation is the cross-faded whole utterance.
 
         Validation happens before the first chunk is produced, so a bad request raises :class:`EngineError`
-        on the first ``next()``; a set ``cancel`` event raises :class:`SynthesisCancelled` between chunks.
+        on the first ``next()``; a set ``cancel`` event raises :class:`SynthesisCancelled` between chunks; a chunk
+        that would take the utterance past ``max_audio_seconds`` raises :class:`AudioLimitExceeded` instead of
+        being yielded (text length does not bound audio: an emoji is four bytes and a long spoken name).
         """
         start = time.perf_counter()
         clean = normalize_text(text)
@@ -175,8 +186,9 @@ class Engine(ABC):
         utterance_id = utterance_id or uuid.uuid4().hex[:12]
         fader = StreamingCrossfader(int(self.crossfade_seconds * self.sample_rate))
         last_mark = start
-        done = 0
+        done = produced = 0
         retried = False
+        sample_limit = None if max_audio_seconds is None else int(max_audio_seconds * self.sample_rate)
         while done < len(pieces):
             try:
                 with contextlib.closing(self._serialized(pieces[done:], resolved_voice, resolved, cancel)) as waves:
@@ -185,6 +197,9 @@ class Engine(ABC):
                             raise SynthesisCancelled(f"utterance {utterance_id} cancelled")
                         is_last = done == len(pieces) - 1
                         out = fader.push(wave, is_last)
+                        produced += len(out)
+                        if sample_limit is not None and produced > sample_limit:
+                            raise AudioLimitExceeded(f"stopped at the audio limit of {max_audio_seconds:g} s")
                         now = time.perf_counter()
                         yield AudioChunk(
                             samples=out,

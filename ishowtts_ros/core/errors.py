@@ -9,5 +9,9 @@ class VoiceError(EngineError):
     """A voice that is unknown, or whose voices file, reference audio or transcript is unusable."""
 
 
+class AudioLimitExceeded(EngineError):
+    """Raised inside a synthesis iterator instead of a chunk that would exceed the request's audio limit."""
+
+
 class SynthesisCancelled(EngineError):
     """Raised inside a synthesis iterator after its cancel event was set."""

@@ -34,6 +34,7 @@ class Utterance:
     voice: str
     options: dict[str, Any]
     source: str = ""
+    max_audio_seconds: float | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     queued_at: float = field(default_factory=time.monotonic)
 
@@ -241,7 +242,12 @@ class SpeechService:
         try:
             options = self.engine.supported_subset(utterance.options)  # queued before the engine was known
             for chunk in self.engine.synthesize(
-                utterance.text, utterance.voice, options, utterance_id=utterance.id, cancel=self._cancel
+                utterance.text,
+                utterance.voice,
+                options,
+                utterance_id=utterance.id,
+                cancel=self._cancel,
+                max_audio_seconds=utterance.max_audio_seconds,
             ):
                 if self._cancel.is_set():
                     raise SynthesisCancelled("cancelled")

@@ -117,6 +117,19 @@ class VoiceRegistry:
             source_file=str(source.resolve()),
         )
 
+    def check_clips(self) -> None:
+        """Raise :class:`VoiceError` naming every voice whose reference clip is missing or not readable audio."""
+        import soundfile
+
+        problems = []
+        for voice in self._voices.values():
+            try:
+                soundfile.info(str(voice.audio_path()))
+            except (VoiceError, RuntimeError, OSError) as exc:
+                problems.append(f"voice {voice.name!r}: {exc}")
+        if problems:
+            raise VoiceError(f"voices file {self.source}: unusable reference audio: " + "; ".join(problems))
+
     def names(self) -> list[str]:
         return list(self._voices)
 

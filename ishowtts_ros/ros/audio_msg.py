@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import MultiArrayDimension, UInt8MultiArray
 
 from ishowtts_ros.core.audio import pcm16_to_float
@@ -17,8 +17,9 @@ ENCODING = "pcm_s16le"
 SPEAKING_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 AUDIO_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
 EVENTS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-#: Deep enough that a burst of text is queued or refused by the node, never overwritten unseen in DDS.
-TEXT_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+#: Keep-all and reliable: a burst of text is never overwritten unseen in DDS; when the node's reader is full, a
+#: publisher is held back (or told its publish failed) instead of its messages being dropped.
+TEXT_QOS = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @dataclass(frozen=True)

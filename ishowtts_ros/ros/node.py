@@ -60,6 +60,10 @@ class TtsNode(Node):
 
         self.engine: Engine | None = None
         self.state = "loading"  # -> "ready" or "failed"; the node answers ROS in every state
+        self.wyoming_error = ""
+        self.texts_received = 0  # every text message the subscriptions delivered: each ends in one terminal event
+        self._received_lock = threading.Lock()
+        self.duplicate = ""  # set when another node has this node's fully qualified name
         self.speech = SpeechService(
             None,
             queue_size=self.get_parameter("queue_size").value,
@@ -100,12 +104,6 @@ class TtsNode(Node):
         self.get_logger().info(f"loading engine {name}...")
         try:
             engine = self._build_engine(name)
-            if self.get_parameter("use_wyoming").value:
-                from ishowtts_ros.wyoming.server import serve_in_thread
-
-                uri = self.get_parameter("wyoming_uri").value
-                serve_in_thread(engine, uri, self.current_options)
-                self.get_logger().info(f"Wyoming TTS server for Home Assistant on {uri} (sharing this node's engine)")
         except Exception as exc:
             reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"engine {name} failed to load: {reason}")
@@ -113,11 +111,27 @@ class TtsNode(Node):
             self.speech.load_failed(reason)
             self.publish_diagnostics()
             return
+        if self.get_parameter("use_wyoming").value:
+            self._serve_wyoming(engine)
         self.engine = engine
         self.speech.attach(engine)
         self.state = "ready"
         self.get_logger().info(f"ready: {json.dumps(engine.describe())}")
         self.publish_diagnostics()
+
+    def _serve_wyoming(self, engine: Engine) -> None:
+        """Start the Wyoming server on this engine; if it cannot listen, ROS speech still works and diagnostics
+        say ERROR with the reason."""
+        from ishowtts_ros.wyoming.server import serve_in_thread
+
+        uri = self.get_parameter("wyoming_uri").value
+        try:
+            serve_in_thread(engine, uri, self.current_options)
+        except EngineError as exc:
+            self.wyoming_error = str(exc)
+            self.get_logger().error(f"{exc}; ROS speech goes on without it")
+            return
+        self.get_logger().info(f"Wyoming TTS server for Home Assistant on {uri} (sharing this node's engine)")
 
     def _build_engine(self, name: str) -> Engine:
         compile_flag = self.get_parameter("compile").value
@@ -195,12 +209,15 @@ class TtsNode(Node):
         return callback
 
     def speak(self, text: str, voice: str | None = None, source: str = "") -> None:
+        with self._received_lock:
+            self.texts_received += 1
         default_voice = self.engine.registry.default if self.engine is not None else ""
         utterance = Utterance(
             text=text,
             voice=voice or self.get_parameter("voice").value or default_voice,
             options=self.current_options(),
             source=source,
+            max_audio_seconds=self.get_parameter("max_audio_seconds").value,
         )
         limit = self.get_parameter("max_text_length").value
         if len(text) > limit:
@@ -223,6 +240,7 @@ class TtsNode(Node):
         self.audio_pub.publish(encode_chunk(chunk))
 
     def publish_diagnostics(self) -> None:
+        self._check_duplicate()
         stats = self.speech.stats.summary()
         describe = self.engine.describe() if self.engine is not None else {"engine": self.get_parameter("engine").value}
         depth = self.speech.queue_depth
@@ -231,6 +249,10 @@ class TtsNode(Node):
             level, message = DiagnosticStatus.OK, f"loading engine {self.get_parameter('engine').value} ..."
         elif self.engine is None:
             level, message = DiagnosticStatus.ERROR, f"engine failed to load: {self.speech.engine_error}"
+        elif self.duplicate:
+            level, message = DiagnosticStatus.ERROR, self.duplicate
+        elif self.wyoming_error:
+            level, message = DiagnosticStatus.ERROR, self.wyoming_error
         elif depth >= queue_size:
             level, message = DiagnosticStatus.WARN, f"queue full ({depth}/{queue_size})"
         elif stats["last_rtf"] > 1.0:
@@ -243,6 +265,7 @@ class TtsNode(Node):
             "voice": self.get_parameter("voice").value or (self.engine.registry.default if self.engine else ""),
             "nfe_step": self.get_parameter("nfe_step").value,
             **{key: f"{value:.4f}" if isinstance(value, float) else value for key, value in stats.items()},
+            "texts_received": self.texts_received,
             "queue_depth": depth,
             "queue_size": queue_size,
             "last_error": self.speech.stats.last_error,
@@ -289,12 +312,23 @@ class TtsNode(Node):
         response.success, response.message = True, json.dumps(voices, ensure_ascii=False)
         return response
 
+    def _check_duplicate(self) -> None:
+        """Two nodes with one fully qualified name both take every text and every parameter set: say so."""
+        me = (self.get_name(), self.get_namespace())
+        if self.duplicate or self.get_node_names_and_namespaces().count(me) < 2:
+            return
+        self.duplicate = (
+            f"another node is named {self.get_fully_qualified_name()}: each text is spoken by both and parameter "
+            "sets reach both; give each node its own name or namespace"
+        )
+        self.get_logger().error(self.duplicate)
+
     def _reload_voices(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self.engine is None:
             response.success, response.message = False, self._not_ready()
             return response
         try:
-            self.engine.reload_voices()
+            self.engine.reload_voices(keep=self.get_parameter("voice").value or None)
         except EngineError as exc:
             response.success, response.message = False, f"kept the previous voices: {exc}"
             self.get_logger().error(response.message)

@@ -20,6 +20,11 @@ LIVE_PARAMETERS: dict[str, tuple[Any, str, Bounds]] = {
     "volume": (1.0, "playback gain (the published audio is not scaled)", (0.0, 2.0)),
     "interrupt": (False, "new text cancels the current utterance and the queue instead of queueing", None),
     "max_text_length": (2000, "longest text accepted, in characters", (1, 100000)),
+    "max_audio_seconds": (
+        300.0,
+        "longest audio one request may produce; synthesis stops there (failed)",
+        (1.0, 3600.0),
+    ),
 }
 #: Start-up parameters (read-only once the node runs): name -> (default, description, range or None).
 STARTUP_PARAMETERS: dict[str, tuple[Any, str, Bounds]] = {

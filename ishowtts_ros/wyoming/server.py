@@ -8,82 +8,162 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
-import os
 import socket
 import sys
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from urllib.parse import urlparse
 
-from wyoming.server import AsyncServer
+from wyoming.error import Error
+from wyoming.event import async_write_event
 
 from ishowtts_ros.core.engine import Engine
 from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.engines.arguments import add_engine_arguments, engine_config
 from ishowtts_ros.engines.registry import create_engine
 from ishowtts_ros.wyoming.handler import OptionsProvider, TtsEventHandler
+from ishowtts_ros.wyoming.limits import Limits, RateLimitedLog
 
 LOG = logging.getLogger(__name__)
+BUSY_LOG = RateLimitedLog(LOG)
 WORKERS = 8
 
 
-async def serve(engine: Engine, uri: str, options: OptionsProvider, zeroconf_name: str | None = None) -> None:
-    """Serve until cancelled."""
-    server = AsyncServer.from_uri(uri)
-    if zeroconf_name is not None:
-        from wyoming.zeroconf import HomeAssistantZeroconf
-
-        parsed = urlparse(uri)
-        if parsed.scheme != "tcp" or not parsed.port:
-            raise EngineError("--zeroconf needs a tcp://host:port URI")
-        try:
-            discovery = HomeAssistantZeroconf(port=parsed.port, name=zeroconf_name or None)
-            await discovery.register_server()
-            LOG.info("announced _wyoming._tcp.local. as %s", discovery.name)
-        except OSError as exc:  # no multicast route: still serve, Home Assistant can add host and port by hand
-            LOG.warning("zeroconf announcement failed (%s); add the server in Home Assistant by host and port", exc)
-    LOG.info("Wyoming TTS server ready on %s (engine %s)", uri, engine.name)
+async def serve(
+    engine: Engine,
+    uri: str,
+    options: OptionsProvider,
+    zeroconf_name: str | None = None,
+    limits: Limits = Limits(),
+    on_listening: Callable[[], None] | None = None,
+) -> None:
+    """Serve until cancelled; ``on_listening`` runs once the socket accepts connections. A URI that cannot be
+    bound raises (``OSError``, or :class:`EngineError` for a malformed one)."""
+    parsed = urlparse(uri)
     # One bounded pool for every connection's synthesis: the engine lock is never held between chunks, so a
     # thread in here always makes progress, and abandoned requests are closed in it, not on the event loop.
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="wyoming-tts") as workers:
-        await server.run(partial(TtsEventHandler, engine, options, workers))
+        connect = partial(_connection, ConnectionGate(limits.max_connections), engine, options, workers, limits)
+        if parsed.scheme == "tcp" and parsed.port:
+            server = await asyncio.start_server(connect, parsed.hostname, parsed.port, limit=limits.max_header_bytes)
+        elif parsed.scheme == "unix" and parsed.path:
+            server = await asyncio.start_unix_server(connect, parsed.path, limit=limits.max_header_bytes)
+        else:
+            raise EngineError(f"Wyoming URI {uri!r} must be tcp://host:port or unix:///path")
+        async with server:
+            if zeroconf_name is not None:
+                await announce(parsed.hostname or "", parsed.port, zeroconf_name, parsed.scheme)
+            LOG.info("Wyoming TTS server ready on %s (engine %s)", uri, engine.name)
+            if on_listening is not None:
+                on_listening()
+            await server.serve_forever()
 
 
-def serve_in_thread(engine: Engine, uri: str, options: OptionsProvider, timeout: float = 10.0) -> threading.Thread:
+class ConnectionGate:
+    """Counts open connections (on the event loop's one thread) and turns away those over the limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+    def enter(self) -> bool:
+        if self.open >= self.limit:
+            return False
+        self.open += 1
+        return True
+
+    def leave(self) -> None:
+        self.open -= 1
+
+
+async def _connection(
+    gate: ConnectionGate,
+    engine: Engine,
+    options: OptionsProvider,
+    workers: ThreadPoolExecutor,
+    limits: Limits,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+) -> None:
+    if not gate.enter():
+        BUSY_LOG.warning(f"refused a Wyoming connection: {gate.limit} connections are open")
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await async_write_event(Error(text=f"server busy ({gate.limit} connections)", code="Busy").event(), writer)
+        writer.close()
+        return
+    try:
+        await TtsEventHandler(engine, options, workers, limits, reader, writer).run()
+    finally:
+        gate.leave()
+
+
+async def announce(host: str, port: int | None, name: str, scheme: str) -> None:
+    """Register ``NAME._wyoming._tcp.local.`` for Home Assistant with the addresses the server is reachable on:
+    the URI's host, or every interface's IPv4 address when it listens on all of them. A failed announcement is a
+    warning: Home Assistant can still add the server by host and port."""
+    if scheme != "tcp" or not port:
+        raise EngineError("--zeroconf needs a tcp://host:port URI")
+    addresses = interface_addresses() if host in ("", "0.0.0.0") else [host]
+    if host.startswith("127.") or host == "localhost":
+        LOG.warning("zeroconf: the server listens on %s only; Home Assistant on another host cannot reach it", host)
+    try:
+        from zeroconf import IPVersion
+        from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
+
+        info = AsyncServiceInfo(
+            "_wyoming._tcp.local.",
+            f"{name or socket.gethostname()}._wyoming._tcp.local.",
+            addresses=[socket.inet_aton(socket.gethostbyname(address)) for address in addresses],
+            port=port,
+        )
+        await AsyncZeroconf(ip_version=IPVersion.V4Only).async_register_service(info)
+        LOG.info("announced %s on %s port %d", info.name, ", ".join(addresses), port)
+    except OSError as exc:  # no multicast route
+        LOG.warning("zeroconf announcement failed (%s); add the server in Home Assistant by host and port", exc)
+
+
+def interface_addresses() -> list[str]:
+    """Every non-loopback IPv4 address of this machine."""
+    import ifaddr
+
+    found = [
+        str(ip.ip)
+        for adapter in ifaddr.get_adapters()
+        for ip in adapter.ips
+        if isinstance(ip.ip, str) and not ip.ip.startswith("127.")
+    ]
+    return found or ["127.0.0.1"]
+
+
+def serve_in_thread(
+    engine: Engine, uri: str, options: OptionsProvider, limits: Limits = Limits(), timeout: float = 30.0
+) -> threading.Thread:
     """Run the server on its own event loop in a daemon thread (the ROS node shares its engine this way); returns
-    once it accepts connections, so whoever reports "ready" next is telling the truth."""
+    once its own socket accepts connections, and raises :class:`EngineError` when it cannot listen (an address
+    in use is this server's failure, even if another server answers there)."""
+    listening = threading.Event()
+    failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            asyncio.run(serve(engine, uri, options))
-        except Exception:  # report and let the node keep serving ROS
-            LOG.exception("Wyoming server on %s stopped", uri)
+            asyncio.run(serve(engine, uri, options, limits=limits, on_listening=listening.set))
+        except Exception as exc:
+            failure.append(exc)
+            LOG.error("Wyoming server on %s stopped: %s", uri, exc)
+        finally:
+            listening.set()
 
     thread = threading.Thread(target=run, name="wyoming", daemon=True)
     thread.start()
-    _wait_listening(uri, thread, timeout)
+    if not listening.wait(timeout):
+        raise EngineError(f"the Wyoming server did not start listening on {uri} within {timeout:.0f} s")
+    if failure:
+        raise EngineError(f"the Wyoming server cannot listen on {uri}: {failure[0]}")
     return thread
-
-
-def _wait_listening(uri: str, thread: threading.Thread, timeout: float) -> None:
-    parsed = urlparse(uri)
-    deadline = time.monotonic() + timeout
-    while thread.is_alive() and time.monotonic() < deadline:
-        try:
-            if parsed.scheme == "tcp" and parsed.port is not None:
-                host = "127.0.0.1" if parsed.hostname in ("0.0.0.0", "", None) else parsed.hostname
-                socket.create_connection((host, parsed.port), timeout=1).close()
-                return
-            if parsed.scheme == "unix" and os.path.exists(parsed.path):
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    LOG.warning("Wyoming server on %s is not accepting connections yet", uri)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,6 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--zeroconf", nargs="?", const="", default=None, metavar="NAME", help="announce via mDNS")
     parser.add_argument("--nfe", type=int, default=None, help="flow steps for every request (f5)")
     parser.add_argument("--seed", type=int, default=None, help="fixed noise seed (repeatable audio)")
+    parser.add_argument("--max-text", type=int, default=Limits.max_text_chars, help="longest text per request/stream")
+    parser.add_argument(
+        "--max-connections", type=int, default=Limits.max_connections, help="clients served at once; more are refused"
+    )
+    parser.add_argument(
+        "--idle-timeout", type=float, default=Limits.idle_timeout, help="seconds a client may send nothing"
+    )
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     add_engine_arguments(parser)
@@ -103,8 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine.resolve_options(options)
         if not args.no_warmup:
             engine.warmup()
-        asyncio.run(serve(engine, args.uri, lambda: dict(options), args.zeroconf))
-    except EngineError as exc:
+        limits = Limits(
+            max_text_chars=args.max_text, max_connections=args.max_connections, idle_timeout=args.idle_timeout
+        )
+        asyncio.run(serve(engine, args.uri, lambda: dict(options), args.zeroconf, limits))
+    except (EngineError, OSError) as exc:
         LOG.error("%s", exc)
         return 2
     except KeyboardInterrupt:

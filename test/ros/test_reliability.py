@@ -4,12 +4,13 @@ finished, cancelled or failed-with-reason, and the node must keep serving."""
 from __future__ import annotations
 
 import shutil
-import time
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
+from std_msgs.msg import String
 from support.engines import REFERENCE_TEXT, reference_clip, write_voices_file
 from support.ros import TINY_NODE, RunningNode, node_fixture
 
@@ -58,12 +59,11 @@ def test_burst_of_200_stays_responsive_and_every_request_is_accounted_for(faulty
     texts = [f"Burst message number {i}." for i in range(200)]
     for text in texts:
         client.say(text)
-    started = time.monotonic()
+    # Parameters and services are answered while the burst is still being spoken (16 queued take seconds), not
+    # after it: what is measured is the order, not a wall time a loaded machine could miss.
     assert all(r.successful for r in client.set_parameters(volume=0.5))
-    assert time.monotonic() - started < 1.0
-    started = time.monotonic()
     assert client.call("tts/list_voices").success
-    assert time.monotonic() - started < 1.0
+    assert sum(e["event"] in ENDS and e["text"] in texts for e in list(client.events)) < len(texts)
     ends = [end_of(client, text, timeout=180) for text in texts]
     counts = {name: sum(e["event"] == name for e in ends) for name in ENDS}
     assert sum(counts.values()) == 200
@@ -150,7 +150,9 @@ def bad_voice_node(voices_folder, tmp_path_factory):
     node.close()
 
 
-def test_missing_or_malformed_voices_file_is_refused_and_old_voices_kept(bad_voice_node, voices_folder):
+def test_a_voices_file_that_is_missing_malformed_drops_the_selected_voice_or_has_unreadable_clips_is_refused(
+    bad_voice_node, voices_folder
+):
     client = bad_voice_node.client
     path: Path = voices_folder / "voices.yaml"
     original = path.read_text()
@@ -162,9 +164,16 @@ def test_missing_or_malformed_voices_file_is_refused_and_old_voices_kept(bad_voi
         reply = client.call("tts/reload_voices")
         assert not reply.success and "does not exist" in reply.message
         assert "good" in client.call("tts/list_voices").message
+        assert all(r.successful for r in client.set_parameters(voice="good"))
+        path.write_text(original.replace("good:", "renamed:").replace("default: good", "default: renamed"))
+        reply = client.call("tts/reload_voices")
+        assert not reply.success and "no voice 'good', the voice selected now" in reply.message
     finally:
         path.write_text(original, encoding="utf-8")
-    assert client.call("tts/reload_voices").success
+    # This file's own 'unreadable' voice has a clip that is not audio: a reload is refused for it too.
+    reply = client.call("tts/reload_voices")
+    assert not reply.success and "voice 'unreadable'" in reply.message and "kept the previous voices" in reply.message
+    assert "good" in client.call("tts/list_voices").message
 
 
 def test_playback_without_an_audio_device_warns_and_topics_continue(tmp_path):
@@ -177,3 +186,81 @@ def test_playback_without_an_audio_device_warns_and_topics_continue(tmp_path):
         assert "audio playback disabled" in node.log_text()
     finally:
         node.close()
+
+
+def counters(client) -> dict[str, int]:
+    values = client.diagnostic_values()
+    return {key: int(values[key]) for key in ("texts_received", "finished", "failures", "cancelled")}
+
+
+def test_flood_of_10000_texts_every_message_accounted_for(faulty):
+    """Keep-all reliable text topic: DDS holds the publisher back instead of dropping; every message the node
+    receives ends in exactly one terminal event (counted in its diagnostics), and none is lost on the way."""
+    client = faulty.client
+    client.say("Before the flood.")
+    end_of(client, "Before the flood.")
+    client.wait_for(lambda: client.diagnostic_values().get("queue_depth") == "0", 30, "an idle node")
+    before = counters(client)
+    publisher = client.publishers["tts/text"]
+    for i in range(10_000):
+        publisher.publish(String(data=f"Flood message {i}."))
+
+    def settled():
+        now = counters(client)
+        received = now["texts_received"] - before["texts_received"]
+        ended = sum(now[k] - before[k] for k in ("finished", "failures", "cancelled"))
+        return (received, ended) if received == 10_000 and ended == 10_000 else None
+
+    client.wait_for(settled, 300, "10,000 texts received and ended")
+
+
+def test_audio_is_bounded_by_max_audio_seconds_not_by_text_length(faulty):
+    client = faulty.client
+    assert all(r.successful for r in client.set_parameters(max_audio_seconds=6.0))
+    try:
+        text = "This sentence is spoken again and again. " * 12
+        client.say(text)
+        end = end_of(client, text)
+        assert end["event"] == "failed" and "stopped at the audio limit of 6 s" in end["error"]
+        spoken = sum(len(c.samples) / c.sample_rate for c in client.audio_of(end["id"]))
+        assert 0 < spoken <= 6.0  # the chunks before the limit were spoken, none past it
+    finally:
+        assert all(r.successful for r in client.set_parameters(max_audio_seconds=300.0))
+
+
+def test_two_nodes_with_one_name_are_reported(tmp_path):
+    first = RunningNode(tmp_path, "twin", engine="espeak", warmup=False)
+    try:
+        (tmp_path / "second").mkdir()
+        second = RunningNode(tmp_path / "second", "twin", engine="espeak", warmup=False)
+        try:
+            client = first.client
+            client.wait_for(
+                lambda: any("another node is named /twin/ishowtts" in d.status[0].message for d in client.diagnostics),
+                30,
+                "a duplicate-name report",
+            )
+            assert "another node is named" in first.log_text() + second.log_text()
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
+def test_wyoming_that_cannot_listen_is_reported_and_ros_speech_goes_on(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        node = RunningNode(
+            tmp_path, "wyoming_taken", engine="espeak", warmup=False, use_wyoming=True,
+            wyoming_uri=f"tcp://127.0.0.1:{port}",
+        )  # fmt: skip
+        try:
+            client = node.client
+            client.wait_for(lambda: "cannot listen" in client.diagnostics[-1].status[0].message, 30, "the bind error")
+            assert client.diagnostics[-1].status[0].level == b"\x02"
+            client.say("Still speaking on ROS.")
+            assert end_of(client, "Still speaking on ROS.")["event"] == "finished"
+        finally:
+            node.close()

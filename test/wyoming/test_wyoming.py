@@ -289,3 +289,73 @@ def test_node_serves_wyoming_with_its_own_engine(tmp_path):
         assert "sharing this node's engine" in node.log_text()
     finally:
         node.close()
+
+
+def send_raw(port: int, data: bytes) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(data)
+    return sock
+
+
+def read_reply(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_oversized_stalled_and_surplus_clients_are_refused_and_the_server_keeps_serving(tmp_path):
+    process, port, log = start_server(
+        tmp_path, "--engine", "espeak", "--max-text", "100", "--max-connections", "3", "--idle-timeout", "3"
+    )
+    try:
+        # A header that claims 2 GB of data: refused before anything is read or buffered.
+        with send_raw(port, b'{"type": "synthesize", "data_length": 2000000000}\n') as sock:
+            assert b"refused (limit" in read_reply(sock)
+        # A header longer than the stream limit, without a newline.
+        with send_raw(port, b"x" * 200_000) as sock:
+            assert b"event header longer than" in read_reply(sock)
+        # Half a header, then silence: closed after the idle timeout.
+        with send_raw(port, b'{"type": "synth') as sock:
+            assert read_reply(sock) == b""
+        # Text over the limit, one-shot and streamed.
+        events = run(exchange(port, [Synthesize(text="word " * 30)]))
+        assert "longer than 100 characters" in Error.from_event(events[-1]).text
+        chunks = [SynthesizeChunk(text="word " * 15) for _ in range(2)]
+        events = run(exchange(port, [SynthesizeStart(), *chunks, SynthesizeStop(), Describe()], until=("info",)))
+        assert [e.type for e in events] == ["error", "info"]
+        # Two idle clients and the one below fill the three connections; a fourth is turned away.
+        idle = [send_raw(port, b"") for _ in range(2)]
+        try:
+            with send_raw(port, b"") as third, send_raw(port, b"") as fourth:
+                assert b"server busy" in read_reply(fourth)
+                third.close()
+        finally:
+            for sock in idle:
+                sock.close()
+        time.sleep(0.5)
+        samples, _ = audio_of(run(exchange(port, [Synthesize(text="Still serving.")])))
+        assert samples.size > 0
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def test_error_texts_name_files_without_their_paths(f5_server):
+    events = run(exchange(f5_server, [Synthesize(text="Hi.", voice=SynthesizeVoice(name="robbie"))]))
+    text = Error.from_event(events[-1]).text
+    assert "unknown voice 'robbie'" in text and "voices.yaml" in text and "/" not in text
+
+
+def test_espeak_voices_are_not_described_as_cloned_voices(tmp_path):
+    process, port, log = start_server(tmp_path, "--engine", "espeak")
+    try:
+        program = Info.from_event(run(exchange(port, [Describe()]))[-1]).tts[0]
+        assert "espeak" in program.description and "eSpeak" in program.attribution.name
+        assert all("F5" not in voice.description and "(espeak)" in voice.description for voice in program.voices)
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()

@@ -93,6 +93,7 @@ class F5Engine(Engine):
 
     name = "f5"
     serialize_requests = False  # the batch scheduler owns the GPU; concurrent requests batch there
+    uses_reference_audio = True
     supported_options = F5_OPTIONS
 
     def __init__(
