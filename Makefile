@@ -8,14 +8,33 @@ STAMP := $(VENV)/.bootstrapped
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: demo test check static lint format bootstrap system-deps clean
+.PHONY: demo test check static colcon-install launch-deps humble-api lint format bootstrap system-deps clean
 
 demo: bootstrap
 	$(PY) -m ishowtts_ros.ros.demo
 
-# Everything: lint, types, unit, engine, ROS (real DDS), Wyoming and launch tests.
-test: static
+ROS_LAUNCH_WHEELS ?= ../shared/wheels/ros-launch
+
+# Everything: lint, types, unit, engine, ROS (real DDS), Wyoming and launch tests, then the ROS suites again on
+# the API surface of ROS 2 Humble (JetPack 6).
+test: static colcon-install launch-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory humble-api
+
+# rclpy's APIs newer than Humble removed in every process (test/support/humble_api/sitecustomize.py).
+humble-api: bootstrap
+	PYTHONPATH=test/support/humble_api $(PY) -m pytest -q -p no:cacheprovider test/ros/test_node.py \
+		test/ros/test_reliability.py test/ros/test_player.py $(PYTEST_ARGS)
+
+# The package as colcon installs it for ROS users (the launch test starts tts_node from here).
+colcon-install: bootstrap
+	$(VENV)/bin/colcon --log-base build/colcon/log build --paths . --build-base build/colcon/build \
+		--install-base build/colcon/install --event-handlers console_direct- >/dev/null
+
+# launch / launch_ros / launch_testing are on no registry: installed from the wheelhouse beside the repo if present.
+launch-deps: bootstrap
+	@if [ -x $(ROS_LAUNCH_WHEELS)/install.sh ]; then $(ROS_LAUNCH_WHEELS)/install.sh $(VENV) | tail -1; \
+	else echo "no $(ROS_LAUNCH_WHEELS): the launch_testing test will be skipped"; fi
 
 # The edit loop: lint, types and the tests that start no process and no DDS participant.
 check: static

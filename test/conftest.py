@@ -17,6 +17,7 @@ os.environ["ISHOWTTS_EXTRA_ENGINES"] = TEST_ENGINES
 @pytest.fixture(scope="session")
 def tiny_engine():
     """One tiny random-init F5 engine per session (real upstream classes, CPU, fp32)."""
+    pytest.importorskip("f5_tts", reason="the F5 engine needs f5-tts and torch (pip install 'ishowtts_ros[f5]')")
     engine = tiny_f5()
     yield engine
     engine.close()

@@ -25,6 +25,7 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
+from rclpy.utilities import try_shutdown
 from std_msgs.msg import Bool, Float32, String, UInt8MultiArray
 from std_srvs.srv import Trigger
 
@@ -365,7 +366,7 @@ def main(args: list[str] | None = None) -> int:
     executor.shutdown(timeout_sec=2.0)
     node.destroy_node()
     node.get_logger().info(f"shut down in {time.monotonic() - started:.2f} s")
-    rclpy.try_shutdown()
+    try_shutdown()
     return 0
 
 

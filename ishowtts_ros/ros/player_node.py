@@ -9,6 +9,7 @@ import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from rclpy.utilities import try_shutdown
 from std_msgs.msg import UInt8MultiArray
 
 from ishowtts_ros.core.playback import AudioPlayer
@@ -52,7 +53,7 @@ def main(args: list[str] | None = None) -> int:
     finally:
         node.player.close()
         node.destroy_node()
-        rclpy.try_shutdown()
+        try_shutdown()
     return 0
 
 

@@ -1,50 +1,86 @@
-"""launch_testing: the launch file starts the node and audio arrives. Skips where launch_testing is absent
-(it is not installable from PyPI; a ROS 2 install has it: colcon test --packages-select ishowtts_ros)."""
+"""launch_testing: ``ros2 launch ishowtts_ros ishowtts.launch.py`` starts the node from a config file, audio
+arrives, the file's values hold where no argument was given, and a given argument overrides its value.
+
+Needs launch_testing (a ROS install; here: ``shared/wheels/ros-launch``, installed by ``make test``) and the
+package installed by colcon (``make test`` builds it into ``build/colcon``); skips with the reason otherwise."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import unittest
+from pathlib import Path
 
 import pytest
 
-REASON = "launch_testing is not installed (it comes with a ROS 2 install, not from PyPI)"
+ROOT = Path(__file__).resolve().parents[2]
+INSTALL = ROOT / "build" / "colcon" / "install" / "ishowtts_ros"
+REASON = "launch_testing is not installed (a ROS 2 install has it; make test installs it from ../shared)"
 launch_testing_actions = pytest.importorskip("launch_testing.actions", reason=REASON)
 launch = pytest.importorskip("launch", reason=REASON)
 pytest.importorskip("launch_ros", reason=REASON)
+if not (INSTALL / "lib" / "ishowtts_ros" / "tts_node").exists():
+    pytest.skip(f"the package is not colcon-installed in {INSTALL} (make test does that)", allow_module_level=True)
+os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join([str(INSTALL), os.environ.get("AMENT_PREFIX_PATH", "")])
 
 import rclpy  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.utilities import try_shutdown  # noqa: E402
 from std_msgs.msg import String, UInt8MultiArray  # noqa: E402
 
-LAUNCH_FILE = os.path.join(os.path.dirname(__file__), "..", "launch", "ishowtts.launch.py")
+LAUNCH_FILE = ROOT / "launch" / "ishowtts.launch.py"
+CONFIG = {
+    "/**": {
+        "ros__parameters": {
+            "engine": "f5",
+            "checkpoint": "random:tiny",
+            "device": "cpu",
+            "warmup": False,
+            "nfe_step": 3,
+        }
+    }
+}
 
 
 @pytest.mark.launch_test
 @pytest.mark.ros
 def generate_test_description():
+    config = Path(os.environ.get("TMPDIR", "/tmp")) / f"ishowtts_launch_test_{os.getpid()}.yaml"
+    config.write_text(json.dumps(CONFIG))  # JSON is YAML
     node = IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(LAUNCH_FILE),
-        launch_arguments={"namespace": "launch_test", "nfe_step": "4"}.items(),
+        PythonLaunchDescriptionSource(str(LAUNCH_FILE)),
+        launch_arguments={"namespace": "launch_test", "config": str(config), "voice": "nature_zh"}.items(),
     )
     return launch.LaunchDescription([node, launch_testing_actions.ReadyToTest()])
 
 
-class TestAudioArrives(unittest.TestCase):
-    def test_text_produces_audio(self):
-        rclpy.init()
+class TestLaunchFile(unittest.TestCase):
+    def test_audio_arrives_with_the_files_values_and_the_given_argument(self):
+        context = Context()
+        rclpy.init(context=context)
         try:
-            node = rclpy.create_node("launch_test_client", namespace="/launch_test")
-            chunks = []
+            node = rclpy.create_node("launch_test_client", namespace="/launch_test", context=context)
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(node)
+            chunks: list[UInt8MultiArray] = []
+            events: list[dict] = []
             node.create_subscription(UInt8MultiArray, "tts/audio", chunks.append, 100)
+            node.create_subscription(String, "tts/events", lambda m: events.append(json.loads(m.data)), 100)
             publisher = node.create_publisher(String, "tts/text", 10)
-            deadline = time.monotonic() + 120
-            while not chunks and time.monotonic() < deadline:
-                publisher.publish(String(data="Hello from the launch test."))
-                rclpy.spin_once(node, timeout_sec=1.0)
-            self.assertTrue(chunks, "no audio on tts/audio within 120 s")
-            self.assertTrue(chunks[0].layout.dim[0].label.startswith("pcm_s16le@"))
+            deadline = time.monotonic() + 180
+            finished: list[dict] = []
+            while not finished and time.monotonic() < deadline:
+                if publisher.get_subscription_count() and not events:
+                    publisher.publish(String(data="Hello from the launch test."))
+                executor.spin_once(timeout_sec=1.0)
+                finished = [e for e in events if e["event"] == "finished"]
+            self.assertTrue(finished, f"no finished event within 180 s; events: {events}")
+            self.assertEqual(finished[0]["nfe"], 3, "nfe_step from the config file (no launch argument given)")
+            self.assertEqual(finished[0]["voice"], "nature_zh", "voice from the launch argument")
+            self.assertTrue(chunks and chunks[0].layout.dim[0].label.startswith("pcm_s16le@"))
         finally:
-            rclpy.shutdown()
+            try_shutdown(context=context)

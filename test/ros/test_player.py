@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import rclpy
 import support.ros  # noqa: F401  (an isolated DDS domain for this process)
+from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
+from rclpy.utilities import try_shutdown
 from std_msgs.msg import UInt8MultiArray
 
 from ishowtts_ros.core.engine import AudioChunk
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.ros
 
 
 def test_player_decodes_chunks_for_its_device_and_survives_a_malformed_one():
-    context = rclpy.Context()
+    context = Context()
     rclpy.init(context=context)
     device = "no such speaker"
     player = PlayerNode(context=context, parameter_overrides=[Parameter("playback_device", value=device)])
@@ -52,4 +54,4 @@ def test_player_decodes_chunks_for_its_device_and_survives_a_malformed_one():
         player.player.close()
         player.destroy_node()
         sender.destroy_node()
-        rclpy.try_shutdown(context=context)
+        try_shutdown(context=context)

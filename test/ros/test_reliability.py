@@ -205,13 +205,18 @@ def test_flood_of_10000_texts_every_message_accounted_for(faulty):
     for i in range(10_000):
         publisher.publish(String(data=f"Flood message {i}."))
 
+    progress = {}
+
     def settled():
         now = counters(client)
-        received = now["texts_received"] - before["texts_received"]
-        ended = sum(now[k] - before[k] for k in ("finished", "failures", "cancelled"))
-        return (received, ended) if received == 10_000 and ended == 10_000 else None
+        progress["received"] = now["texts_received"] - before["texts_received"]
+        progress["ended"] = sum(now[k] - before[k] for k in ("finished", "failures", "cancelled"))
+        return progress["received"] == progress["ended"] == 10_000
 
-    client.wait_for(settled, 300, "10,000 texts received and ended")
+    try:
+        client.wait_for(settled, 300, "10,000 texts received and ended")
+    except TimeoutError:
+        pytest.fail(f"after 300 s: {progress} (of 10,000); node log tail: {faulty.log_text()[-2000:]}")
 
 
 def test_audio_is_bounded_by_max_audio_seconds_not_by_text_length(faulty):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ishowtts_ros.engines.f5.engine import persistent_compile_cache
+from ishowtts_ros.engines.f5.cache import persistent_compile_cache
 
 
 def test_compile_cache_defaults_to_the_user_cache_folder(tmp_path):

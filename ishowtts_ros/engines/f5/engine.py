@@ -9,13 +9,11 @@ and each chunk's audio comes back through pinned memory, so the GPU never waits 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -26,6 +24,7 @@ from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.core.scheduler import BatchJob, BatchScheduler
 from ishowtts_ros.core.text import split_text
 from ishowtts_ros.core.voices import Voice
+from ishowtts_ros.engines.f5.cache import persistent_compile_cache
 from ishowtts_ros.engines.f5.graphs import BUCKET_FRAMES
 from ishowtts_ros.engines.f5.models import UpstreamModule, load_models
 from ishowtts_ros.engines.f5.options import F5_OPTIONS, F5Config
@@ -59,16 +58,6 @@ class PendingAudio:
         if self.done is not None:
             self.done.synchronize()
         return self.host.numpy().astype(np.float32, copy=True)
-
-
-def persistent_compile_cache(environ: MutableMapping[str, str] = os.environ) -> str:
-    """Point torch.compile's cache (Inductor's kernels, and the Triton binaries under it) at a folder that survives
-    a reboot, unless ``TORCHINDUCTOR_CACHE_DIR`` is already set: its default lives in /tmp, which Ubuntu (JetPack)
-    empties at boot, so every robot start-up would compile from scratch (~60 s on an H200, minutes on an Orin)."""
-    if "TORCHINDUCTOR_CACHE_DIR" not in environ:
-        base = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        environ["TORCHINDUCTOR_CACHE_DIR"] = str(base / "ishowtts_ros" / "torchinductor")
-    return environ["TORCHINDUCTOR_CACHE_DIR"]
 
 
 def resolve_device(device: str) -> torch.device:
