@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("bench", "benchmark the engine against upstream f5-tts", "ishowtts_ros.bench.run"),
         ("wyoming", "serve the engine to Home Assistant over the Wyoming protocol", "ishowtts_ros.wyoming.server"),
         ("doctor", "what this machine can run and why (paste it into a bug report)", "ishowtts_ros.doctor"),
+        ("download", "fetch the F5 checkpoint and the vocoder (or prepare an offline copy)", "ishowtts_ros.download"),
     ):
         sub = commands.add_parser(name, help=help_text, add_help=False)
         sub.set_defaults(delegate=module)
@@ -126,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] in ("bench", "wyoming", "doctor"):
+    if argv and argv[0] in ("bench", "wyoming", "doctor", "download"):
         import importlib
 
         module = importlib.import_module(parser.parse_args(argv[:1]).delegate)

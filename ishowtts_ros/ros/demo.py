@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     from ishowtts_ros.core.audio import write_wav
     from ishowtts_ros.ros.client import TtsClient, start_node, stop_node
 
+    if args.engine == "auto":
+        explain_engine_choice(args.checkpoint)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     log = args.out.parent / "tts_node.log"
     print(f"starting tts_node (engine {args.engine}); its log: {log}")
@@ -59,10 +61,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"diagnostics [{['OK', 'WARN', 'ERROR', 'STALE'][diagnostics.level[0]]}] {diagnostics.message}:")
         for pair in diagnostics.values:
             print(f"  {pair.key:16s} {pair.value}")
+        values = {pair.key: pair.value for pair in diagnostics.values}
+        where = values.get("checkpoint") or values.get("program", "")
+        print(f"spoke with {values.get('engine')} on {values.get('device')} ({where}); audio in {path}")
         return 0
     finally:
         client.close()
         stop_node(process)
+
+
+def explain_engine_choice(checkpoint: str) -> None:
+    """One line on why ``auto`` will speak with espeak, and the command that changes it; with a CUDA GPU and no
+    weights, offer the download (``DEMO_DOWNLOAD=1`` accepts it; without a terminal nothing waits for an answer)."""
+    import importlib.util
+
+    from ishowtts_ros.core.engine import EngineConfig
+    from ishowtts_ros.engines.registry import resolve_auto
+
+    name, reason = resolve_auto(EngineConfig(checkpoint=checkpoint))
+    if name == "f5":
+        return
+    cuda = importlib.util.find_spec("torch") is not None and _cuda_available()
+    wanted = os.environ.get("DEMO_DOWNLOAD") == "1"
+    if cuda and not wanted and sys.stdin.isatty():
+        wanted = input("A CUDA GPU is here but not the F5 weights (~1.4 GB). Download them now? [y/N] ").strip() == "y"
+    if cuda and wanted:
+        from ishowtts_ros import download
+
+        if download.main([]) == 0:
+            return
+    print(f"speaking with espeak, not F5: {reason}. For F5 voice cloning: ishowtts download, then make demo "
+          "(ishowtts doctor says what else this machine has)")  # fmt: skip
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 if __name__ == "__main__":
