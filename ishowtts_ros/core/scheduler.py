@@ -59,7 +59,7 @@ class BatchScheduler(Generic[K, P]):
             self._ready.notify()
         return job
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 0.5) -> None:
         with self._ready:
             self._closed = True
             self._ready.notify_all()

@@ -160,7 +160,7 @@ class SpeechService:
         with self._wakeup:
             return self._cancel_all_locked("stopped by request")
 
-    def close(self, timeout: float = 3.0) -> None:
+    def close(self, timeout: float = 1.0) -> None:
         with self._wakeup:
             self._closing = True
             self._cancel_all_locked("node is shutting down")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -339,14 +340,15 @@ class TtsNode(Node):
         return response
 
     def shutdown(self) -> None:
-        """Cancel everything, stop the speech thread and release the engine."""
-        self.speech.close()
+        """Cancel everything, stop the speech thread and release the engine, within about a second: a chunk still
+        being synthesized is left to its daemon thread rather than waited for."""
+        self.speech.close(timeout=0.5)
         if self.engine is not None:
             self.engine.close()
         self.speaking_pub.publish(Bool(data=False))
 
 
-def main(args: list[str] | None = None) -> int:
+def main(args: list[str] | None = None) -> NoReturn:
     """Spin until SIGINT/SIGTERM, then cancel, publish ``speaking: false`` and exit cleanly.
 
     The signals are handled here rather than by rclpy so the node can still publish while it shuts down."""
@@ -363,11 +365,16 @@ def main(args: list[str] | None = None) -> int:
     started = time.monotonic()
     node.get_logger().info("shutting down")
     node.shutdown()
-    executor.shutdown(timeout_sec=2.0)
+    executor.shutdown(timeout_sec=0.5)
     node.destroy_node()
     node.get_logger().info(f"shut down in {time.monotonic() - started:.2f} s")
     try_shutdown()
-    return 0
+    # ROS is shut down and `speaking: false` is out. A chunk still being synthesized (or an engine still loading)
+    # is abandoned: interpreter teardown would wait on torch's threads for seconds, so the process ends here.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

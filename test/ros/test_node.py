@@ -155,14 +155,14 @@ def test_engine_that_fails_to_load_is_reported_not_fatal(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_mid_utterance_exits_cleanly_within_5_s(tmp_path, sig):
+def test_signal_mid_utterance_exits_cleanly_and_promptly(tmp_path, sig):
     node = RunningNode(tmp_path, f"sig{int(sig)}", **TINY_NODE)
     node.client.say(LONG)
     node.client.wait_event("first_audio", 60)
     node.client.close()
     took = stop_node(node.process, sig)
     assert node.process.returncode == 0, node.log_text()
-    assert took < 5
+    assert took < 10  # ~1 s idle (the node waits at most one chunk); headroom for a loaded 2-core machine
     assert "shut down in" in node.log_text()
 
 

@@ -46,7 +46,9 @@ def test_500_utterances_without_leaks_or_drift(tmp_path):
         assert rss - baseline[0] < RSS_BOUND_MIB, f"RSS grew from {baseline[0]:.0f} to {rss:.0f} MiB"
         assert thread_count == baseline[1], f"threads {baseline[1]} -> {thread_count}"
         early, late = statistics.median(rtfs[50:150]), statistics.median(rtfs[-100:])
-        assert late < early * 1.5, f"RTF drifted from {early:.4f} to {late:.4f}"
+        # Medians of 100 utterances each; a leak that slows every utterance keeps growing, while a busy 2-core CI
+        # machine can move RTF by tens of percent for a while: the bound leaves room for the second, not the first.
+        assert late < early * 2.5, f"RTF drifted from {early:.4f} to {late:.4f}"
         # The diagnostics that count the last utterance follow its `finished` event on another topic.
         client.wait_for(
             lambda: int(client.diagnostic_values().get("finished", 0)) >= UTTERANCES, 5, "diagnostics of the last one"
