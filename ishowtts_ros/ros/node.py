@@ -113,9 +113,9 @@ class TtsNode(Node):
             self.speech.load_failed(reason)
             self.publish_diagnostics()
             return
+        self.engine = engine  # before Wyoming starts: its requests take this engine's options
         if self.get_parameter("use_wyoming").value:
             self._serve_wyoming(engine)
-        self.engine = engine
         self.speech.attach(engine)
         self.state = "ready"
         self.get_logger().info(f"ready: {json.dumps(engine.describe())}")
