@@ -9,6 +9,6 @@ mkdir -p /tmp/stubs/wandb /tmp/stubs/datasets
 : > /tmp/stubs/wandb/__init__.py
 printf 'Dataset = object\n\n\ndef load_from_disk(*args, **kwargs):\n    raise ImportError("datasets is not installed")\n' \
   > /tmp/stubs/datasets/__init__.py
-export PYTHONPATH="/tmp/site:$PWD:/tmp/stubs" PYTHONUNBUFFERED=1
+export PYTHONPATH="/tmp/site:$PWD:/tmp/stubs${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export TORCHINDUCTOR_CACHE_DIR="${TORCHINDUCTOR_CACHE_DIR:-/tmp/ishowtts-inductor}"
 "$@"

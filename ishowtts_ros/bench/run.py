@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,8 +124,9 @@ def measure_engine(
     engine.warmup()
     sync(device)
     report["engine"] = {**engine.describe(), "warmup_s": time.perf_counter() - started}
+    floor = functools.partial(floor_seconds, dit_dims(cfm), peak)
     rows = [
-        _engine_row(args, engine, name, text, nfe, peak) for name, text, nfe in _progress("engine", texts, args.nfe)
+        _engine_row(args, engine, name, text, nfe, floor) for name, text, nfe in _progress("engine", texts, args.nfe)
     ]
     if device.type == "cuda":
         report["engine_peak_mem_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
@@ -139,13 +140,28 @@ def measure_engine(
     return rows
 
 
-def _engine_row(args: argparse.Namespace, engine: F5Engine, name: str, text: str, nfe: int, peak: float) -> Row:
-    arch = engine.sampler.dit
-    ff_mult = arch.transformer_blocks[0].ff.ff[0][0].out_features // arch.dim
+def dit_dims(cfm: Any) -> dict[str, int]:
+    """The DiT's width, depth and feed-forward multiple, read from upstream's model (the engine adapts a copy)."""
+    dit = cfm.transformer
+    return {
+        "dim": dit.dim,
+        "depth": dit.depth,
+        "ff_mult": dit.transformer_blocks[0].ff.ff[0][0].out_features // dit.dim,
+    }
+
+
+def floor_seconds(dims: dict[str, int], peak_tflops: float, frames: int) -> float:
+    """The compute floor of one CFG DiT forward over ``frames`` at the measured matmul rate."""
+    return dit_flops(frames, **dims) / (peak_tflops * 1e12)
+
+
+def _engine_row(
+    args: argparse.Namespace, engine: F5Engine, name: str, text: str, nfe: int, floor_of: Callable[[int], float]
+) -> Row:
     runs = median_runs(lambda: engine_runner(engine)(text, nfe), args.warmup, args.reps)
     synth = statistics.median(r[0] for r in runs)
     per_step, frames = step_time(engine, text, nfe, max(1, args.reps // 2))
-    floor = dit_flops(frames, dim=arch.dim, depth=arch.depth, ff_mult=ff_mult) / (peak * 1e12)
+    floor = floor_of(frames)
     return Row(
         "engine",
         name,

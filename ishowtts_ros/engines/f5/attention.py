@@ -10,11 +10,13 @@ length, and three ways to keep padded keys out of attention when frames are buck
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.engines.f5.options import ATTENTION_KINDS
 
 
@@ -150,6 +152,8 @@ def attention_kind(requested: str, device: torch.device) -> str:
     """``auto`` picks the log-sum-exp correction where cuDNN's flash attention runs (Hopper and newer)."""
     if requested not in ATTENTION_KINDS:
         raise ValueError(f"attention must be one of {', '.join(ATTENTION_KINDS)}, not {requested!r}")
+    if requested == "varlen" and importlib.util.find_spec("torch.nn.attention.varlen") is None:
+        raise EngineError(f"attention 'varlen' needs torch >= 2.9 (this is {torch.__version__}): use auto, lse or sdpa")
     if requested != "auto":
         return requested
     hopper = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (9, 0)

@@ -60,6 +60,20 @@ class PendingAudio:
         return self.host.numpy().astype(np.float32, copy=True)
 
 
+def compile_choice(requested: bool | None, device: torch.device) -> tuple[bool, str]:
+    """Whether to torch.compile, and why (``None`` = decide here): on CUDA only where Triton, which Inductor
+    generates GPU kernels with, can be imported; JetPack's torch often comes without it."""
+    if requested is False:
+        return False, "off by configuration"
+    if device.type != "cuda":
+        return bool(requested), "on by configuration" if requested else "not used on the CPU"
+    try:
+        import triton  # noqa: F401
+    except Exception as exc:  # an import that fails in any way means Inductor cannot build GPU kernels
+        return False, f"Triton cannot be imported ({type(exc).__name__}: {exc}); CUDA graphs without compile"
+    return True, "on"
+
+
 def resolve_device(device: str) -> torch.device:
     if device in ("", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -94,7 +108,9 @@ class F5Engine(Engine):
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.dtype = resolve_precision(settings.precision, self.device)
-        self.compiled = settings.compile if settings.compile is not None else self.device.type == "cuda"
+        self.compiled, self.compile_note = compile_choice(settings.compile, self.device)
+        if self.compiled is False and settings.compile is None and self.device.type == "cuda":
+            LOG.warning("torch.compile is off: %s", self.compile_note)
         self.compile_cache = persistent_compile_cache() if self.compiled else ""
         started = time.perf_counter()
         cfm, vocoder = models if models is not None else load_models(settings.checkpoint, settings.vocoder)
@@ -136,6 +152,7 @@ class F5Engine(Engine):
             "device": str(self.device),
             "precision": self.precision,
             "compiled": self.compiled,
+            "compile_note": self.compile_note,
             "compile_cache": self.compile_cache,
             "cuda_graphs": self.sampler.graphs,
             "attention": self.sampler.attention,
@@ -145,7 +162,23 @@ class F5Engine(Engine):
 
     def warmup(self, max_seconds: float = 22.0) -> None:
         """Compile, and capture the CUDA graphs of every length bucket a chunk of the default voice can need at
-        the default NFE (ref + generated up to ``max_seconds``), so no request pays for it later."""
+        the default NFE (ref + generated up to ``max_seconds``), so no request pays for it later. If compiling
+        fails here (a broken Triton or C++ toolchain), the engine warms up again without it: slower, never dead."""
+        try:
+            self._warm(max_seconds)
+        except Exception as exc:
+            if not self.compiled:
+                raise
+            self._stop_compiling(f"it failed at warm-up ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+            self._warm(max_seconds)
+
+    def _stop_compiling(self, why: str) -> None:
+        LOG.warning("torch.compile is off: %s; running without it", why)
+        self.compiled, self.compile_note = False, why
+        self.sampler.stop_compiling()
+        self._decode = self._vocos_decode
+
+    def _warm(self, max_seconds: float) -> None:
         if self.sampler.graphs:
             ref = self.reference(self.registry.get())
             options = self.default_options

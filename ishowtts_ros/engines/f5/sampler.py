@@ -126,6 +126,12 @@ class FlowSampler:
             LOG.warning("positional conv: %s; using cuDNN instead", exc)
             return "cudnn", None
 
+    def stop_compiling(self) -> None:
+        """Run the blocks eagerly from now on (after a failed compile), dropping loops captured with them."""
+        self._run_block = self._run_captured_block = self._call_block
+        with self._capture_lock:
+            self._captured.clear()
+
     def _compile_blocks(self) -> None:
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
         # Captured loops see a handful of bucket shapes, so they get kernels specialised to each (static

@@ -14,7 +14,6 @@ interpreter (``TRITON_INTERPRET=1``).
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any, NamedTuple
 
@@ -23,6 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ishowtts_ros.engines.f5.options import POSITION_CONV_KINDS
+
+try:  # Triton builds the kernel below; without it the cuDNN path runs (position_conv_kind says so)
+    import triton
+    import triton.language as tl
+except ImportError:
+    triton = None
 
 LOG = logging.getLogger(__name__)
 
@@ -39,9 +44,7 @@ def triton_position_conv_unsupported(module: Any, device: torch.device) -> str |
     """Why the Triton kernel cannot stand in for ``module`` on ``device``, or None when it can."""
     if device.type != "cuda":
         return "it runs on CUDA devices"
-    try:
-        import triton  # noqa: F401
-    except ImportError:
+    if triton is None:
         return "Triton is not installed"
     conv = module.conv1d[module.layer_need_mask_idx[0]]
     channels = conv.in_channels // conv.groups
@@ -105,8 +108,6 @@ class TritonPositionConv:
         self.groups, self.taps, self.channels = groups, taps, channels
 
     def __call__(self, x: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
-        import triton
-
         batch, frames, dim = x.shape
         block_frames, num_warps, num_stages = self.tile
         keep = token_mask.contiguous().view(torch.uint8)
@@ -155,11 +156,15 @@ def checked_triton_position_conv(module: Any, dtype: torch.dtype, device: torch.
     return conv
 
 
-@functools.cache
-def _kernel():
-    """The jitted kernel, built on first use so that importing this module never needs Triton."""
-    import triton
-    import triton.language as tl
+def _kernel() -> Any:
+    """The jitted kernel (defined at module level where Triton imports, so Triton 3.1+ resolves ``tl`` as a
+    global: older Triton cannot see names from an enclosing function)."""
+    if triton is None:
+        raise RuntimeError("Triton is not installed")
+    return grouped_conv_mish
+
+
+if triton is not None:
 
     @triton.jit
     def grouped_conv_mish(
@@ -198,5 +203,3 @@ def _kernel():
         activated = tl.where(keep_rows[:, None], activated, 0.0)
         out_ptrs = out_ptr + item * frames * DIM + rows[:, None] * DIM + group * CHANNELS + channels[None, :]
         tl.store(out_ptrs, activated.to(out_ptr.dtype.element_ty), mask=in_range[:, None])
-
-    return grouped_conv_mish
