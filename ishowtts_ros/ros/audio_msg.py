@@ -16,7 +16,9 @@ from ishowtts_ros.core.engine import AudioChunk
 ENCODING = "pcm_s16le"
 SPEAKING_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 AUDIO_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
-EVENTS_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+#: Transient-local: a subscriber that matches a moment after an event was sent still gets it (up to the depth), so a
+#: short request's events are not lost while discovery completes; volatile subscribers (rqt) match as usual.
+EVENTS_QOS = QoSProfile(depth=1000, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 #: Keep-all and reliable: a burst of text is never overwritten unseen in DDS; when the node's reader is full, a
 #: publisher is held back (or told its publish failed) instead of its messages being dropped.
 TEXT_QOS = QoSProfile(depth=1000, history=HistoryPolicy.KEEP_ALL, reliability=ReliabilityPolicy.RELIABLE)

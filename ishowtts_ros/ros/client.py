@@ -30,6 +30,9 @@ from std_srvs.srv import Trigger
 
 from ishowtts_ros.ros.audio_msg import AUDIO_QOS, EVENTS_QOS, TEXT_QOS, decode_chunk
 
+#: Humble's rclpy cannot tell whether a subscription is matched yet (Subscription.get_publisher_count is Jazzy+).
+HUMBLE_MATCH_SETTLE_SECONDS = 1.0
+
 #: Deeper than the node's depth-1 latch, so a test sees every transition, not only the latest state.
 SPEAKING_HISTORY_QOS = QoSProfile(
     depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE
@@ -72,6 +75,8 @@ class TtsClient:
         )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         self.publishers: dict[str, Any] = {}
+        self.texts_sent = 0  # by say(); the node's texts_received diagnostics count the same messages
+        self._seen_in_graph: set[str] = set()
         # Plain parameter service clients: rclpy.parameter_client exists only from Iron on.
         self._get_parameters: Any = self.node.create_client(GetParameters, f"{self.target}/get_parameters")
         self._set_parameters: Any = self.node.create_client(SetParameters, f"{self.target}/set_parameters")
@@ -154,15 +159,24 @@ class TtsClient:
             self.publishers[topic] = self.node.create_publisher(String, topic, TEXT_QOS)
             self.wait_for(lambda: self.publishers[topic].get_subscription_count() > 0, 20, f"a subscriber on {topic}")
         for subscription in self._outcome_subscriptions:
-            topic_name = subscription.topic_name
-            what = f"a publisher on {topic_name}"
-            self.wait_for(functools.partial(self._has_publisher, topic_name), 20, what)
+            what = f"a publisher matched to our {subscription.topic_name}"
+            self.wait_for(functools.partial(self._matched, subscription), 20, what)
         sent = time.monotonic()
         self.publishers[topic].publish(String(data=text))
+        self.texts_sent += 1
         return sent
 
-    def _has_publisher(self, topic: str) -> bool:
-        return self.node.count_publishers(topic) > 0
+    def _matched(self, subscription: Any) -> bool:
+        """Whether a publisher is matched to ``subscription``: exact where rclpy can say (Jazzy on); on Humble the
+        graph shows the publisher, and the match follows within moments: a settling pause bridges that."""
+        if hasattr(subscription, "get_publisher_count"):
+            return subscription.get_publisher_count() > 0
+        if self.node.count_publishers(subscription.topic_name) == 0:
+            return False
+        if subscription.topic_name not in self._seen_in_graph:
+            self._seen_in_graph.add(subscription.topic_name)
+            time.sleep(HUMBLE_MATCH_SETTLE_SECONDS)
+        return True
 
     def call(self, service: str, timeout: float = 10.0) -> Trigger.Response:
         client: Any = self.node.create_client(Trigger, service)
