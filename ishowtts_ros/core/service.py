@@ -54,16 +54,34 @@ class Stats:
     rtfs: deque = field(default_factory=lambda: deque(maxlen=200))
     first_audio: deque = field(default_factory=lambda: deque(maxlen=200))
     last_error: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, outcome: str, error: str = "") -> None:
+        """One more request with ``outcome`` (utterances, finished, failures, cancelled); several threads end
+        requests at once (text callbacks refuse, the speech thread finishes), so the counts change under a lock."""
+        with self._lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+            if error:
+                self.last_error = error
+
+    def record_finished(self, rtf: float, first_audio: float) -> None:
+        with self._lock:
+            self.finished += 1
+            self.last_rtf = rtf
+            self.rtfs.append(rtf)
+            self.first_audio.append(first_audio)
 
     def summary(self) -> dict[str, float]:
-        ttfa = sorted(self.first_audio)
+        with self._lock:  # the deques change in the speech thread while diagnostics read them
+            ttfa = sorted(self.first_audio)
+            rtfs = list(self.rtfs)
+            counts = {"utterances": self.utterances, "finished": self.finished, "failures": self.failures}
+            counts["cancelled"] = self.cancelled
+            last_rtf = self.last_rtf
         return {
-            "utterances": self.utterances,
-            "finished": self.finished,
-            "failures": self.failures,
-            "cancelled": self.cancelled,
-            "last_rtf": self.last_rtf,
-            "mean_rtf": statistics.fmean(self.rtfs) if self.rtfs else 0.0,
+            **counts,
+            "last_rtf": last_rtf,
+            "mean_rtf": statistics.fmean(rtfs) if rtfs else 0.0,
             "ttfa_p50_ms": 1e3 * ttfa[len(ttfa) // 2] if ttfa else 0.0,
             "ttfa_p95_ms": 1e3 * ttfa[min(len(ttfa) - 1, int(len(ttfa) * 0.95))] if ttfa else 0.0,
         }
@@ -131,7 +149,7 @@ class SpeechService:
                 accepted = len(self._queue) < self.queue_size
             if accepted:
                 self._queue.append(utterance)
-                self.stats.utterances += 1
+                self.stats.count("utterances")
                 self._wakeup.notify()
         if not accepted:
             reason = "node is shutting down" if self._closing else f"queue full ({self.queue_size} waiting)"
@@ -177,14 +195,13 @@ class SpeechService:
             if self.player is not None:
                 self.player.abort()
         for utterance in cancelled:
-            self.stats.cancelled += 1
+            self.stats.count("cancelled")
             self._emit("cancelled", utterance, reason=reason)
         return len(cancelled) + (1 if self._current is not None else 0)
 
     def reject(self, utterance: Utterance, reason: str) -> None:
         """Refuse a request that never reached the queue (bad text, full queue, no engine), with a failed event."""
-        self.stats.failures += 1
-        self.stats.last_error = reason
+        self.stats.count("failures", error=reason)
         LOG.warning("request %s failed: %s", utterance.id, reason)
         self._emit("failed", utterance, error=reason)
 
@@ -261,7 +278,7 @@ class SpeechService:
             if self._cancel.is_set():
                 raise SynthesisCancelled("cancelled")
         except SynthesisCancelled:
-            self.stats.cancelled += 1
+            self.stats.count("cancelled")
             self._emit("cancelled", utterance, reason="stopped", audio_seconds=self._seconds(samples))
             return
         except EngineError as exc:
@@ -274,10 +291,7 @@ class SpeechService:
         synth_seconds = time.perf_counter() - started
         audio_seconds = self._seconds(samples)
         rtf = synth_seconds / audio_seconds if audio_seconds else float("inf")
-        self.stats.finished += 1
-        self.stats.last_rtf = rtf
-        self.stats.rtfs.append(rtf)
-        self.stats.first_audio.append(first_audio or 0.0)
+        self.stats.record_finished(rtf, first_audio or 0.0)
         self._emit(
             "finished",
             utterance,
@@ -288,8 +302,7 @@ class SpeechService:
         )
 
     def _record_failure(self, utterance: Utterance, reason: str) -> None:
-        self.stats.failures += 1
-        self.stats.last_error = reason
+        self.stats.count("failures", error=reason)
         LOG.error("utterance %s failed: %s", utterance.id, reason)
         self._emit("failed", utterance, error=reason)
 
