@@ -111,7 +111,7 @@ class TtsEventHandler(AsyncEventHandler):
             LOG.warning("request refused: %s", message)
             message = client_message(message)
             self.stream_failed = self.streaming or SynthesizeStart.is_type(event.type)
-            self.streaming = False
+            self.streaming = self.audio_started = False  # the next request starts its own audio
             try:
                 await self.write_event(Error(text=message, code=type(exc).__name__).event())
             except ConnectionError:  # the client already left: nobody to tell

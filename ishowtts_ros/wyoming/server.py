@@ -179,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--idle-timeout", type=float, default=Limits.idle_timeout, help="seconds a client may send nothing"
     )
+    parser.add_argument(
+        "--max-audio-seconds", type=float, default=Limits.max_audio_seconds, help="longest audio of one request"
+    )
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     add_engine_arguments(parser)
@@ -191,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_warmup:
             engine.warmup()
         limits = Limits(
-            max_text_chars=args.max_text, max_connections=args.max_connections, idle_timeout=args.idle_timeout
+            max_text_chars=args.max_text,
+            max_connections=args.max_connections,
+            idle_timeout=args.idle_timeout,
+            max_audio_seconds=args.max_audio_seconds,
         )
         asyncio.run(serve(engine, args.uri, lambda: dict(options), args.zeroconf, limits))
     except (EngineError, OSError) as exc:

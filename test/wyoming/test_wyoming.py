@@ -361,6 +361,34 @@ def test_oversized_stalled_and_surplus_clients_are_refused_and_the_server_keeps_
         log.close()
 
 
+def test_audio_limit_then_a_new_request_on_the_same_connection(tmp_path):
+    """A request stopped at the audio limit after its audio began ends in an error; the next request on the same
+    connection gets its own audio-start (a stale audio-started flag once swallowed it)."""
+    process, port, log = start_server(tmp_path, "--engine", "espeak", "--max-audio-seconds", "5")
+    long = "Hello. " + "This is a much longer sentence that keeps going on and on for quite a while. " * 5
+
+    async def two_requests() -> list:
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            replies = []
+            for text in (long, "Hello again."):
+                await client.write_event(Synthesize(text=text).event())
+                while True:
+                    replies.append(await asyncio.wait_for(client.read_event(), 60))
+                    if replies[-1] is None or replies[-1].type in ("audio-stop", "error"):
+                        break
+            return replies
+
+    try:
+        types = [e.type for e in run(two_requests())]
+        first_end = types.index("error")
+        assert types[0] == "audio-start" and "audio-chunk" in types[:first_end]  # stopped after its audio began
+        assert types[first_end + 1] == "audio-start" and types[-1] == "audio-stop"
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
 def test_error_texts_name_files_without_their_paths(f5_server):
     events = run(exchange(f5_server, [Synthesize(text="Hi.", voice=SynthesizeVoice(name="robbie"))]))
     text = Error.from_event(events[-1]).text
