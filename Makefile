@@ -8,28 +8,35 @@ STAMP := $(VENV)/.bootstrapped
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: demo test check static colcon-install launch-deps humble-api lint format bootstrap system-deps clean
+.PHONY: demo test check static colcon-install launch-deps interfaces humble-api lint format bootstrap system-deps clean
 
-demo: bootstrap
+demo: interfaces
 	$(PY) -m ishowtts_ros.ros.demo
 
 ROS_LAUNCH_WHEELS ?= ../shared/wheels/ros-launch
 
 # Everything: lint, types, unit, engine, ROS (real DDS), Wyoming and launch tests, then the ROS suites again on
 # the API surface of ROS 2 Humble (JetPack 6).
-test: static colcon-install launch-deps
+test: static interfaces colcon-install launch-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory humble-api
 
 # rclpy's APIs newer than Humble removed in every process (test/support/humble_api/sitecustomize.py).
-humble-api: bootstrap
+humble-api: interfaces
 	PYTHONPATH=test/support/humble_api $(PY) -m pytest -q -p no:cacheprovider test/ros/test_node.py \
-		test/ros/test_reliability.py test/ros/test_player.py $(PYTEST_ARGS)
+		test/ros/test_say_action.py test/ros/test_reliability.py test/ros/test_player.py $(PYTEST_ARGS)
 
-# The package as colcon installs it for ROS users (the launch test starts tts_node from here).
-colcon-install: bootstrap
-	$(VENV)/bin/colcon --log-base build/colcon/log build --paths . --build-base build/colcon/build \
-		--install-base build/colcon/install --event-handlers console_direct- >/dev/null
+# ishowtts_interfaces (the Say action, the AudioChunk message) built into the venv, as colcon would into a ROS
+# install (tools/build_interfaces.sh; skipped when the sources have not changed).
+interfaces: bootstrap
+	tools/build_interfaces.sh $(VENV)
+
+# Both packages as colcon builds them for ROS users, with the venv as the underlay (the launch test starts tts_node
+# from here).
+colcon-install: interfaces
+	AMENT_PREFIX_PATH=$(abspath $(VENV)) CMAKE_PREFIX_PATH=$(abspath $(VENV)) $(VENV)/bin/colcon --log-base build/colcon/log \
+		build --paths . ishowtts_interfaces --build-base build/colcon/build --install-base build/colcon/install \
+		--cmake-args -DPython3_EXECUTABLE=$(abspath $(PY)) -DBUILD_TESTING=OFF --event-handlers console_direct- >/dev/null
 
 # launch / launch_ros / launch_testing are on no registry: installed from the wheelhouse beside the repo if present.
 launch-deps: bootstrap

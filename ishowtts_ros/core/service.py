@@ -119,6 +119,7 @@ class SpeechService:
         self._wakeup = threading.Condition()
         self._current: Utterance | None = None
         self._cancel = threading.Event()
+        self._cancel_reason = ""
         self._closing = False
         self._speaking = False
         self._thread = threading.Thread(target=self._run, name="tts-speech", daemon=True)
@@ -149,13 +150,14 @@ class SpeechService:
                 accepted = len(self._queue) < self.queue_size
             if accepted:
                 self._queue.append(utterance)
+                ahead = len(self._queue) - 1 + (self._current is not None)
                 self.stats.count("utterances")
                 self._wakeup.notify()
         if not accepted:
             reason = "node is shutting down" if self._closing else f"queue full ({self.queue_size} waiting)"
             self.reject(utterance, reason)
             return False
-        self._emit("queued", utterance, queue_depth=self.queue_depth)
+        self._emit("queued", utterance, queue_depth=self.queue_depth, ahead=ahead)
         return True
 
     def attach(self, engine: Engine) -> None:
@@ -178,6 +180,21 @@ class SpeechService:
         with self._wakeup:
             return self._cancel_all_locked("stopped by request")
 
+    def cancel(self, utterance_id: str, reason: str) -> bool:
+        """Cancel one request, queued or speaking (within one chunk), and no other; False when it is neither: it
+        has already ended or was never queued."""
+        with self._wakeup:
+            queued = next((u for u in self._queue if u.id == utterance_id), None)
+            if queued is not None:
+                self._queue.remove(queued)
+                self.stats.count("cancelled")
+                self._emit("cancelled", queued, reason=reason)
+                return True
+            if self._current is not None and self._current.id == utterance_id:
+                self._cancel_current_locked(reason)
+                return True
+        return False
+
     def close(self, timeout: float = 1.0) -> None:
         with self._wakeup:
             self._closing = True
@@ -191,13 +208,18 @@ class SpeechService:
         cancelled = list(self._queue)
         self._queue.clear()
         if self._current is not None:
-            self._cancel.set()
-            if self.player is not None:
-                self.player.abort()
+            self._cancel_current_locked(reason)
         for utterance in cancelled:
             self.stats.count("cancelled")
             self._emit("cancelled", utterance, reason=reason)
         return len(cancelled) + (1 if self._current is not None else 0)
+
+    def _cancel_current_locked(self, reason: str) -> None:
+        if not self._cancel.is_set():
+            self._cancel_reason = reason
+            self._cancel.set()
+        if self.player is not None:
+            self.player.abort()
 
     def reject(self, utterance: Utterance, reason: str) -> None:
         """Refuse a request that never reached the queue (bad text, full queue, no engine), with a failed event."""
@@ -233,6 +255,7 @@ class SpeechService:
                 return None
             self._current = self._queue.popleft()
             self._cancel.clear()
+            self._cancel_reason = ""
             return self._current
 
     def _run(self) -> None:
@@ -279,7 +302,8 @@ class SpeechService:
                 raise SynthesisCancelled("cancelled")
         except SynthesisCancelled:
             self.stats.count("cancelled")
-            self._emit("cancelled", utterance, reason="stopped", audio_seconds=self._seconds(samples))
+            reason = self._cancel_reason or "cancelled"
+            self._emit("cancelled", utterance, reason=reason, audio_seconds=round(self._seconds(samples), 4))
             return
         except EngineError as exc:
             self._record_failure(utterance, str(exc))

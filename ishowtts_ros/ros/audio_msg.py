@@ -1,19 +1,20 @@
-"""The ``tts/audio`` wire format, in one place: QoS profiles of the node's topics, and the encoding of an audio
-chunk as a ``std_msgs/UInt8MultiArray`` (mono PCM S16LE; ``layout.dim[0]``: label ``pcm_s16le@<rate>``, size =
-samples; ``layout.dim[1]``: label ``utterance=<id>;chunk=<n>;last=<0/1>``)."""
+"""The ``tts/audio`` wire format, in one place: QoS profiles of the node's topics, and the conversion of an audio chunk
+to and from ``ishowtts_interfaces/msg/AudioChunk`` (mono PCM S16LE, with the utterance id, chunk index and last
+flag as fields)."""
 
 from __future__ import annotations
 
+import array
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from ishowtts_interfaces.msg import AudioChunk as AudioChunkMsg
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import MultiArrayDimension, UInt8MultiArray
 
 from ishowtts_ros.core.audio import pcm16_to_float
 from ishowtts_ros.core.engine import AudioChunk
 
-ENCODING = "pcm_s16le"
 SPEAKING_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 AUDIO_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
 #: Transient-local: a subscriber that matches a moment after an event was sent still gets it (up to the depth), so a
@@ -35,47 +36,37 @@ class DecodedChunk:
     is_last: bool
 
 
-def encode_chunk(chunk: AudioChunk) -> UInt8MultiArray:
-    pcm = chunk.pcm16()
-    message = UInt8MultiArray()
-    message.layout.dim = [
-        MultiArrayDimension(label=f"{ENCODING}@{chunk.sample_rate}", size=len(pcm), stride=2 * len(pcm)),
-        MultiArrayDimension(
-            label=f"utterance={chunk.utterance_id};chunk={chunk.index};last={int(chunk.is_last)}", size=1, stride=1
-        ),
-    ]
-    message.data = pcm.tobytes()
+def encode_chunk(chunk: AudioChunk, stamp: Any = None) -> AudioChunkMsg:
+    """The message for ``chunk``; ``stamp`` (a ``builtin_interfaces/Time``) goes in the header."""
+    message = AudioChunkMsg(
+        utterance_id=chunk.utterance_id,
+        chunk_index=chunk.index,
+        is_last=chunk.is_last,
+        sample_rate=chunk.sample_rate,
+        channels=1,
+        encoding=AudioChunkMsg.ENCODING_PCM_S16LE,
+        data=array.array("B", chunk.pcm16().tobytes()),  # an array, not bytes: rosidl checks bytes per element
+    )
+    if stamp is not None:
+        message.header.stamp = stamp
     return message
 
 
-def decode_chunk(message: UInt8MultiArray) -> DecodedChunk:
-    """The chunk in ``message``; ``ValueError`` for anything that is not this format."""
-    dims = message.layout.dim
-    if not dims:
-        raise ValueError("audio chunk without a layout (expected pcm_s16le@<rate> in layout.dim[0].label)")
-    samples = pcm16_to_float(message.data)
-    if dims[0].size != len(samples):
-        raise ValueError(f"audio chunk says {dims[0].size} samples but carries {len(samples)}")
-    meta = _metadata(dims[1].label) if len(dims) > 1 else {}
+def decode_chunk(message: AudioChunkMsg) -> DecodedChunk:
+    """The chunk in ``message``; ``ValueError`` for an encoding, channel count or rate this package cannot play."""
+    if message.encoding != AudioChunkMsg.ENCODING_PCM_S16LE:
+        expected = AudioChunkMsg.ENCODING_PCM_S16LE
+        raise ValueError(f"unsupported audio encoding {message.encoding!r} (expected {expected})")
+    if message.channels != 1:
+        raise ValueError(f"audio chunk with {message.channels} channels; only mono is played")
+    if message.sample_rate <= 0:
+        raise ValueError("audio chunk without a sample rate")
+    if len(message.data) % 2:
+        raise ValueError(f"audio chunk of {len(message.data)} bytes is not whole 16-bit samples")
     return DecodedChunk(
-        samples=samples,
-        sample_rate=decode_rate(dims[0].label),
-        utterance_id=meta.get("utterance", ""),
-        index=int(meta.get("chunk", -1)),
-        is_last=meta.get("last") == "1",
+        samples=pcm16_to_float(bytes(message.data)),
+        sample_rate=message.sample_rate,
+        utterance_id=message.utterance_id,
+        index=message.chunk_index,
+        is_last=message.is_last,
     )
-
-
-def decode_rate(label: str) -> int:
-    """Sample rate from an audio chunk label ``pcm_s16le@<rate>``; ValueError for anything else."""
-    encoding, _, rate = label.partition("@")
-    if encoding != ENCODING or not rate.isdigit():
-        raise ValueError(f"unsupported audio chunk label {label!r} (expected {ENCODING}@<rate>)")
-    return int(rate)
-
-
-def _metadata(label: str) -> dict[str, str]:
-    try:
-        return dict(part.split("=", 1) for part in label.split(";") if part)
-    except ValueError:
-        raise ValueError(f"malformed audio chunk metadata {label!r}") from None

@@ -1,6 +1,6 @@
-"""A client of a running ``tts_node`` over DDS, used by ``make demo`` and the process-level tests: publishes text,
-collects audio chunks, events, RTF, the speaking state and diagnostics, calls the services and sets parameters
-through the node's real parameter service."""
+"""A client of a running ``tts_node`` over DDS, used by ``make demo`` and the process-level tests: sends ``tts/say``
+goals (feedback, result, cancel) and publishes text, collects audio chunks, events, RTF, the speaking state and
+diagnostics, calls the services and sets parameters through the node's real parameter service."""
 
 from __future__ import annotations
 
@@ -19,13 +19,17 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
+from ishowtts_interfaces.action import Say
+from ishowtts_interfaces.msg import AudioChunk as AudioChunkMsg
 from rcl_interfaces.msg import SetParametersResult
 from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Bool, Float32, String, UInt8MultiArray
+from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from ishowtts_ros.ros.audio_msg import AUDIO_QOS, EVENTS_QOS, TEXT_QOS, decode_chunk
@@ -49,6 +53,38 @@ class ReceivedChunk:
     received_at: float
 
 
+STATUS_NAMES = {
+    GoalStatus.STATUS_SUCCEEDED: "succeeded",
+    GoalStatus.STATUS_ABORTED: "aborted",
+    GoalStatus.STATUS_CANCELED: "canceled",
+}
+
+
+@dataclass
+class SayGoal:
+    """A ``tts/say`` goal sent by :meth:`TtsClient.send_goal`: its feedback as it arrives, then its outcome."""
+
+    client: TtsClient
+    handle: Any
+    utterance_id: str
+    feedback: list[Any]
+    sent_at: float
+
+    def result(self, timeout: float = 120.0) -> tuple[str, Any]:
+        """Wait for the goal to end: (``succeeded``/``aborted``/``canceled``, ``Say.Result``)."""
+        future = self.handle.get_result_async()
+        self.client.wait_for(future.done, timeout, f"the result of goal {self.utterance_id}")
+        reply = future.result()
+        return STATUS_NAMES.get(reply.status, f"status {reply.status}"), reply.result
+
+    def cancel(self, timeout: float = 10.0) -> bool:
+        """Ask the node to cancel this goal; True when it accepted (the goal then ends ``canceled``)."""
+        future = self.handle.cancel_goal_async()
+        self.client.wait_for(future.done, timeout, f"the cancel reply for {self.utterance_id}")
+        reply = future.result()
+        return len(reply.goals_canceling) > 0
+
+
 class TtsClient:
     """Everything a test or demo needs from the node, with waits that time out instead of hanging."""
 
@@ -66,7 +102,7 @@ class TtsClient:
         self.diagnostics: list[DiagnosticArray] = []
         #: What a request's outcome arrives on; ``say`` waits until the node publishes to both.
         self._outcome_subscriptions = [
-            self.node.create_subscription(UInt8MultiArray, "tts/audio", self._on_audio, AUDIO_QOS),
+            self.node.create_subscription(AudioChunkMsg, "tts/audio", self._on_audio, AUDIO_QOS),
             self.node.create_subscription(String, "tts/events", self._on_event, EVENTS_QOS),
         ]
         self.node.create_subscription(Float32, "tts/rtf", lambda m: self._append(self.rtf, m.data), 50)
@@ -80,6 +116,8 @@ class TtsClient:
         # Plain parameter service clients: rclpy.parameter_client exists only from Iron on.
         self._get_parameters: Any = self.node.create_client(GetParameters, f"{self.target}/get_parameters")
         self._set_parameters: Any = self.node.create_client(SetParameters, f"{self.target}/set_parameters")
+        self._say_client: Any = ActionClient(self.node, Say, "tts/say")
+        self._feedback_matched = False
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
@@ -91,7 +129,7 @@ class TtsClient:
             target.append(value)
             self._changed.notify_all()
 
-    def _on_audio(self, message: UInt8MultiArray) -> None:
+    def _on_audio(self, message: AudioChunkMsg) -> None:
         decoded = decode_chunk(message)
         chunk = ReceivedChunk(
             samples=decoded.samples,
@@ -166,6 +204,34 @@ class TtsClient:
         self.texts_sent += 1
         return sent
 
+    def send_goal(
+        self, text: str, voice: str = "", nfe_step: int = 0, speed: float = 0.0, interrupt: bool = False,
+        timeout: float = 20.0,
+    ) -> SayGoal:  # fmt: skip
+        """Send a ``tts/say`` goal and wait until the node has accepted it."""
+        if not self._say_client.wait_for_server(timeout_sec=timeout):
+            raise TimeoutError("the tts/say action server is not available")
+        self._wait_feedback_matched(timeout)
+        feedback: list[Any] = []
+        goal = Say.Goal(text=text, voice=voice, nfe_step=nfe_step, speed=speed, interrupt=interrupt)
+        sent = time.monotonic()
+        future = self._say_client.send_goal_async(goal, feedback_callback=lambda m: self._append(feedback, m.feedback))
+        self.wait_for(future.done, timeout, "the goal response")
+        handle: Any = future.result()
+        if not handle.accepted:
+            raise RuntimeError("tts/say rejected the goal")
+        return SayGoal(self, handle, bytes(handle.goal_id.uuid).hex(), feedback, sent)
+
+    def _wait_feedback_matched(self, timeout: float) -> None:
+        """Feedback is a volatile topic: before the first goal, wait for the node's feedback publisher (and, on
+        Humble, which cannot tell a match, a settling pause) so early feedback is not lost."""
+        if self._feedback_matched:
+            return
+        topic = f"{self.namespace}/tts/say/_action/feedback"
+        self.wait_for(lambda: self.node.count_publishers(topic) > 0, timeout, f"a publisher on {topic}")
+        time.sleep(HUMBLE_MATCH_SETTLE_SECONDS)
+        self._feedback_matched = True
+
     def _matched(self, subscription: Any) -> bool:
         """Whether a publisher is matched to ``subscription``: exact where rclpy can say (Jazzy on); on Humble the
         graph shows the publisher, and the match follows within moments: a settling pause bridges that."""
@@ -218,6 +284,7 @@ class TtsClient:
         return state
 
     def close(self) -> None:
+        self._say_client.destroy()
         self._executor.shutdown(timeout_sec=2.0)
         self._spinner.join(2.0)
         self.node.destroy_node()

@@ -1,6 +1,6 @@
-"""``make demo``: the full ROS round trip. Starts ``tts_node`` (engine auto), publishes a sentence on
-``tts/text``, collects ``tts/audio``, writes ``demo_output/demo.wav`` and prints RTF, time to first audio and the
-diagnostics summary."""
+"""``make demo``: the full ROS round trip. Starts ``tts_node`` (engine auto), sends a sentence as a ``tts/say``
+goal, waits for its result, collects its ``tts/audio`` chunks into ``demo_output/demo.wav`` and prints the result
+(RTF, time to first audio) and the diagnostics summary."""
 
 from __future__ import annotations
 
@@ -40,24 +40,25 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         client.wait_ready(timeout=600, process=process)
         print(f"node ready in {time.monotonic() - started:.1f} s")
-        sent = client.say(args.text)
-        finished = client.wait_for(
-            lambda: client.events_of("finished") or client.events_of("failed"), 300, "the utterance to end"
-        )[0]
-        if finished["event"] == "failed":
-            print(f"synthesis failed: {finished['error']}", file=sys.stderr)
+        goal = client.send_goal(args.text)
+        print(f"goal {goal.utterance_id} accepted; waiting for it to be spoken")
+        status, result = goal.result(timeout=300)
+        if status != "succeeded":
+            print(f"goal {status}: {result.reason}", file=sys.stderr)
             return 1
         chunks = client.wait_for(
-            lambda: (c := client.audio_of(finished["id"])) and c[-1].is_last and c, 10, "the last audio chunk"
+            lambda: (c := client.audio_of(result.utterance_id)) and c[-1].is_last and c, 10, "the last audio chunk"
         )
         samples = np.concatenate([c.samples for c in chunks])
         path = write_wav(args.out, samples, chunks[0].sample_rate)
         client.wait_for(lambda: client.diagnostics, 5, "diagnostics")
         diagnostics = client.diagnostics[-1].status[0]
         print(f"wrote {path} ({len(samples) / chunks[0].sample_rate:.2f} s of audio in {len(chunks)} chunks)")
-        print(f"RTF:                 {finished['rtf']:.4f}")
-        print(f"time to first audio: {finished['time_to_first_audio'] * 1000:.0f} ms in the node, "
-              f"{(chunks[0].received_at - sent) * 1000:.0f} ms from publish to first chunk received")  # fmt: skip
+        print(f"result: {status}, {result.chunks} chunks, {result.audio_seconds:.2f} s of audio "
+              f"in {result.synthesis_seconds:.2f} s")  # fmt: skip
+        print(f"RTF:                 {result.rtf:.4f}")
+        print(f"time to first audio: {result.time_to_first_audio * 1000:.0f} ms in the node, "
+              f"{(chunks[0].received_at - goal.sent_at) * 1000:.0f} ms from goal to first chunk received")  # fmt: skip
         print(f"diagnostics [{['OK', 'WARN', 'ERROR', 'STALE'][diagnostics.level[0]]}] {diagnostics.message}:")
         for pair in diagnostics.values:
             print(f"  {pair.key:16s} {pair.value}")

@@ -1,9 +1,10 @@
 """``tts_node``: the ROS 2 adapter over the engine core.
 
-Subscribes ``tts/text`` (and the ``text_topics`` parameter's topics), publishes PCM chunks on ``tts/audio``,
-lifecycle events on ``tts/events``, RTF on ``tts/rtf``, the speaking state on ``tts/speaking`` and diagnostics on
-``/diagnostics``; services ``tts/stop``, ``tts/list_voices`` and ``tts/reload_voices``. Synthesis runs in the
-speech service's own thread, so the executor stays free for parameters, services and new text.
+Serves the ``tts/say`` action and subscribes ``tts/text`` (and the ``text_topics`` parameter's topics) into one
+queue; publishes ``ishowtts_interfaces/AudioChunk`` on ``tts/audio``, lifecycle events on ``tts/events``, RTF on
+``tts/rtf``, the speaking state on ``tts/speaking`` and diagnostics on ``/diagnostics``; services ``tts/stop``,
+``tts/list_voices`` and ``tts/reload_voices``. Synthesis runs in the speech service's own thread, so the executor
+stays free for parameters, services, goals and new text.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, NoReturn
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from ishowtts_interfaces.msg import AudioChunk as AudioChunkMsg
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
@@ -27,7 +29,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from rclpy.utilities import try_shutdown
-from std_msgs.msg import Bool, Float32, String, UInt8MultiArray
+from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
 from ishowtts_ros.core.engine import AudioChunk, Engine, EngineConfig
@@ -39,6 +41,7 @@ from ishowtts_ros.engines.f5.options import F5_OPTIONS
 from ishowtts_ros.engines.registry import create_engine
 from ishowtts_ros.ros.audio_msg import AUDIO_QOS, EVENTS_QOS, SPEAKING_QOS, TEXT_QOS, encode_chunk
 from ishowtts_ros.ros.parameters import all_parameters
+from ishowtts_ros.ros.say_action import SayActionServer
 
 NODE_NAME = "ishowtts"
 
@@ -53,7 +56,7 @@ class TtsNode(Node):
         # Humble has no post-set callback: values are validated and, when all pass, applied in this one callback.
         self.add_on_set_parameters_callback(self._set_parameters)
 
-        self.audio_pub = self.create_publisher(UInt8MultiArray, "tts/audio", AUDIO_QOS)
+        self.audio_pub = self.create_publisher(AudioChunkMsg, "tts/audio", AUDIO_QOS)
         self.events_pub = self.create_publisher(String, "tts/events", EVENTS_QOS)
         self.rtf_pub = self.create_publisher(Float32, "tts/rtf", 10)
         self.speaking_pub = self.create_publisher(Bool, "tts/speaking", SPEAKING_QOS)
@@ -75,6 +78,7 @@ class TtsNode(Node):
             player=self._make_player() if self.get_parameter("playback").value else None,
             loading=True,
         )
+        self.say_server = SayActionServer(self, self.speech, self._goal_request)
         self._subscribe_text()
         service_group = MutuallyExclusiveCallbackGroup()
         self.create_service(Trigger, "tts/stop", self._stop, callback_group=service_group)
@@ -213,33 +217,67 @@ class TtsNode(Node):
     def speak(self, text: str, voice: str | None = None, source: str = "") -> None:
         with self._received_lock:
             self.texts_received += 1
+        utterance, refusal = self.request(text, voice, source)
+        if refusal:
+            self.speech.reject(utterance, refusal)
+        else:
+            self.speech.submit(utterance, interrupt=self.get_parameter("interrupt").value)
+
+    def request(
+        self,
+        text: str,
+        voice: str | None,
+        source: str,
+        overrides: dict[str, Any] | None = None,
+        utterance_id: str | None = None,
+    ) -> tuple[Utterance, str]:
+        """The utterance for a request (the node's current options, with ``overrides``) and why it cannot be
+        spoken ("" when it can): topic text and action goals are checked alike."""
         default_voice = self.engine.registry.default if self.engine is not None else ""
         utterance = Utterance(
             text=text,
             voice=voice or self.get_parameter("voice").value or default_voice,
-            options=self.current_options(),
+            options={**self.current_options(), **(overrides or {})},
             source=source,
             max_audio_seconds=self.get_parameter("max_audio_seconds").value,
         )
+        if utterance_id:
+            utterance.id = utterance_id
         limit = self.get_parameter("max_text_length").value
         if len(text) > limit:
-            self.speech.reject(utterance, f"text is {len(text)} characters; max_text_length is {limit}")
-            return
+            return utterance, f"text is {len(text)} characters; max_text_length is {limit}"
         if not normalize_text(text):
-            self.speech.reject(utterance, EMPTY_TEXT)
-            return
-        self.speech.submit(utterance, interrupt=self.get_parameter("interrupt").value)
+            return utterance, EMPTY_TEXT
+        if voice and self.engine is not None and voice not in self.engine.registry:
+            return utterance, f"unknown voice {voice!r}; available: {', '.join(self.engine.registry.names())}"
+        for name, value in (overrides or {}).items():
+            try:
+                utterance.options[name] = F5_OPTIONS[name].validate(value)
+            except EngineError as exc:
+                return utterance, str(exc)
+        return utterance, ""
+
+    def _goal_request(self, goal: Any, utterance_id: str) -> tuple[Utterance, str]:
+        """A ``Say`` goal as a request: 0 for ``nfe_step`` or ``speed`` means the node's parameter."""
+        overrides: dict[str, Any] = {}
+        if goal.nfe_step != 0:
+            overrides["nfe_step"] = goal.nfe_step
+        if goal.speed != 0.0:
+            overrides["speed"] = goal.speed
+        return self.request(goal.text, goal.voice or None, "tts/say", overrides, utterance_id)
 
     # --- out --------------------------------------------------------------------------------------------------
     def _on_event(self, name: str, payload: dict[str, Any]) -> None:
         self.events_pub.publish(String(data=json.dumps(payload, ensure_ascii=False)))
+        self.say_server.on_event(name, payload)
         if name == "finished":
             self.rtf_pub.publish(Float32(data=float(payload["rtf"])))
         if name in ("finished", "failed", "cancelled"):
             self.publish_diagnostics()
 
     def _on_chunk(self, utterance: Utterance, chunk: AudioChunk) -> None:
-        self.audio_pub.publish(encode_chunk(chunk))
+        self.audio_pub.publish(encode_chunk(chunk, self.get_clock().now().to_msg()))
+        self.say_server.on_chunk(utterance, chunk)
 
     def publish_diagnostics(self) -> None:
         self._check_duplicate()

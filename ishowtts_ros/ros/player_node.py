@@ -6,11 +6,11 @@ import sys
 from typing import Any
 
 import rclpy
+from ishowtts_interfaces.msg import AudioChunk as AudioChunkMsg
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.utilities import try_shutdown
-from std_msgs.msg import UInt8MultiArray
 
 from ishowtts_ros.core.playback import AudioPlayer
 from ishowtts_ros.ros.audio_msg import AUDIO_QOS, decode_chunk
@@ -29,10 +29,10 @@ class PlayerNode(Node):
         )
         self.declare_parameter("volume", 1.0, volume)
         self.player = AudioPlayer(self.get_parameter("playback_device").value, self.get_parameter("volume").value)
-        self.create_subscription(UInt8MultiArray, "tts/audio", self._play, AUDIO_QOS)
+        self.create_subscription(AudioChunkMsg, "tts/audio", self._play, AUDIO_QOS)
         self.get_logger().info("playing tts/audio")
 
-    def _play(self, message: UInt8MultiArray) -> None:
+    def _play(self, message: AudioChunkMsg) -> None:
         try:
             chunk = decode_chunk(message)
         except ValueError as exc:

@@ -25,12 +25,13 @@ if not (INSTALL / "lib" / "ishowtts_ros" / "tts_node").exists():
 os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join([str(INSTALL), os.environ.get("AMENT_PREFIX_PATH", "")])
 
 import rclpy  # noqa: E402
+from ishowtts_interfaces.msg import AudioChunk  # noqa: E402
 from launch.actions import IncludeLaunchDescription  # noqa: E402
 from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.utilities import try_shutdown  # noqa: E402
-from std_msgs.msg import String, UInt8MultiArray  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 
 LAUNCH_FILE = ROOT / "launch" / "ishowtts.launch.py"
 CONFIG = {
@@ -66,9 +67,9 @@ class TestLaunchFile(unittest.TestCase):
             node = rclpy.create_node("launch_test_client", namespace="/launch_test", context=context)
             executor = SingleThreadedExecutor(context=context)
             executor.add_node(node)
-            chunks: list[UInt8MultiArray] = []
+            chunks: list[AudioChunk] = []
             events: list[dict] = []
-            node.create_subscription(UInt8MultiArray, "tts/audio", chunks.append, 100)
+            node.create_subscription(AudioChunk, "tts/audio", chunks.append, 100)
             node.create_subscription(String, "tts/events", lambda m: events.append(json.loads(m.data)), 100)
             publisher = node.create_publisher(String, "tts/text", 10)
             deadline = time.monotonic() + 180
@@ -81,6 +82,7 @@ class TestLaunchFile(unittest.TestCase):
             self.assertTrue(finished, f"no finished event within 180 s; events: {events}")
             self.assertEqual(finished[0]["nfe"], 3, "nfe_step from the config file (no launch argument given)")
             self.assertEqual(finished[0]["voice"], "nature_zh", "voice from the launch argument")
-            self.assertTrue(chunks and chunks[0].layout.dim[0].label.startswith("pcm_s16le@"))
+            self.assertTrue(chunks, "no audio on tts/audio")
+            self.assertEqual((chunks[0].encoding, chunks[0].utterance_id), ("pcm_s16le", finished[0]["id"]))
         finally:
             try_shutdown(context=context)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import rclpy
 import support.ros  # noqa: F401  (an isolated DDS domain for this process)
+from ishowtts_interfaces.msg import AudioChunk as AudioChunkMsg
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.utilities import try_shutdown
-from std_msgs.msg import UInt8MultiArray
 
 from ishowtts_ros.core.engine import AudioChunk
 from ishowtts_ros.ros.audio_msg import AUDIO_QOS, encode_chunk
@@ -29,7 +29,7 @@ def test_player_decodes_chunks_for_its_device_and_survives_a_malformed_one():
     device = "no such speaker"
     player = PlayerNode(context=context, parameter_overrides=[Parameter("playback_device", value=device)])
     sender = rclpy.create_node("player_test_sender", context=context)
-    audio = sender.create_publisher(UInt8MultiArray, "tts/audio", AUDIO_QOS)
+    audio = sender.create_publisher(AudioChunkMsg, "tts/audio", AUDIO_QOS)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(player)
     executor.add_node(sender)
@@ -39,7 +39,7 @@ def test_player_decodes_chunks_for_its_device_and_survives_a_malformed_one():
         deadline = time.monotonic() + 20
         while audio.get_subscription_count() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        audio.publish(UInt8MultiArray(data=b"\x00\x01\x02"))  # no layout: not our format
+        audio.publish(AudioChunkMsg(encoding="opus", channels=1, sample_rate=24000, data=b"\x00\x01\x02"))  # not ours
         tone = (np.sin(np.arange(2400) / 8.0) * 0.2).astype(np.float32)
         chunk = AudioChunk(tone, 24000, 0, "u1", True, "Hello.", 0.01, 0.01)
         audio.publish(encode_chunk(chunk))

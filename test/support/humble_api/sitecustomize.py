@@ -47,6 +47,8 @@ NEWER_METHODS = {
     ),
     ("rclpy.client", "Client"): ("configure_introspection",),
     ("rclpy.service", "Service"): ("configure_introspection",),
+    ("rclpy.action.server", "ActionServer"): ("configure_introspection",),
+    ("rclpy.action.client", "ActionClient"): ("configure_introspection",),
 }
 
 
