@@ -36,12 +36,18 @@ class BatchJob(Generic[K, P]):
 
 class BatchScheduler(Generic[K, P]):
     """FIFO of jobs; the worker takes the oldest job plus every waiting job with the same key, up to
-    ``max_batch``, and hands them to ``run_batch`` (which sets each job's result or error)."""
+    ``max_batch``, and hands them to ``run_batch`` (which sets each job's result or error). When no job waits,
+    the worker calls ``on_idle`` (deferred work such as graph captures) until it returns False, then sleeps."""
 
     def __init__(
-        self, run_batch: Callable[[list[BatchJob[K, P]]], None], max_batch: int = 4, name: str = "tts-gpu"
+        self,
+        run_batch: Callable[[list[BatchJob[K, P]]], None],
+        max_batch: int = 4,
+        name: str = "tts-gpu",
+        on_idle: Callable[[], bool] | None = None,
     ) -> None:
         self._run_batch = run_batch
+        self._on_idle = on_idle
         self.max_batch = max(1, max_batch)
         self._pending: deque[BatchJob[K, P]] = deque()
         self._ready = threading.Condition()
@@ -68,6 +74,8 @@ class BatchScheduler(Generic[K, P]):
     def _take_batch(self) -> list[BatchJob[K, P]] | None:
         with self._ready:
             while not self._pending and not self._closed:
+                if self._on_idle is not None and self._idle_work_done():
+                    continue
                 self._ready.wait()
             if not self._pending:
                 return None
@@ -80,6 +88,18 @@ class BatchScheduler(Generic[K, P]):
                     self._pending.remove(job)
                     batch.append(job)
             return batch
+
+    def _idle_work_done(self) -> bool:
+        """Run one piece of idle work with the lock released (jobs can be submitted meanwhile)."""
+        assert self._on_idle is not None
+        self._ready.release()
+        try:
+            return self._on_idle()
+        except Exception:
+            LOG.exception("idle work failed")
+            return False
+        finally:
+            self._ready.acquire()
 
     def _work(self) -> None:
         while (batch := self._take_batch()) is not None:

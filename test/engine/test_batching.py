@@ -47,6 +47,37 @@ def test_scheduler_reports_errors_to_the_jobs_that_caused_them():
         scheduler.submit("k", 2)
 
 
+def test_idle_work_runs_between_jobs_and_never_ahead_of_one():
+    """Deferred captures run when no job waits, one piece at a time, and a job submitted meanwhile goes next."""
+    log: list[str] = []
+    pieces = ["capture 1", "capture 2"]
+    first_piece_running, submitted = threading.Event(), threading.Event()
+
+    def idle() -> bool:
+        if not pieces:
+            return False
+        piece = pieces.pop(0)
+        if piece == "capture 1":
+            first_piece_running.set()
+            submitted.wait(5)
+        log.append(piece)
+        return True
+
+    def run(jobs):
+        for job in jobs:
+            log.append(job.payload)
+            job.result = job.payload
+
+    scheduler = BatchScheduler(run, on_idle=idle)
+    assert first_piece_running.wait(5)
+    job = scheduler.submit("k", "request")
+    submitted.set()
+    assert job.wait() == "request"
+    scheduler.close()
+    assert log[:2] == ["capture 1", "request"]  # the waiting request before the next idle piece
+    assert log[2:] in ([], ["capture 2"])
+
+
 def test_concurrent_requests_equal_sequential_ones(tiny_engine):
     options = {"seed": 8, "nfe_step": 4}
     alone = [tiny_engine.synthesize_all(text, options=options).samples for text in TEXTS]

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 
 import pytest
 import torch
 from f5_tts.model.utils import convert_char_to_pinyin
 
 from ishowtts_ros.core.engine import EngineConfig
+from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.core.voices import VoiceRegistry
 from ishowtts_ros.engines.f5.attention import PaddedLayout, attention_kind, lse_corrected_attention
 from ishowtts_ros.engines.f5.engine import F5Engine
 from ishowtts_ros.engines.f5.kernels.gelu_linear import GeluLinear
 from ishowtts_ros.engines.f5.kernels.position_conv import channels_last_position_conv
 from ishowtts_ros.engines.f5.models import random_models
+from ishowtts_ros.engines.f5.options import F5Config
 from ishowtts_ros.engines.f5.quality import relative_error
 from ishowtts_ros.engines.f5.sampler import FlowSampler
 
@@ -147,7 +150,11 @@ def test_gelu_epilogue_equals_upstream_feed_forward_on_gpu(models):
 
 def test_attention_kind_auto_and_unknown():
     assert attention_kind("auto", torch.device("cpu")) == "sdpa"
-    assert attention_kind("varlen", torch.device("cpu")) == "varlen"
+    if importlib.util.find_spec("torch.nn.attention.varlen") is not None:
+        assert attention_kind("varlen", torch.device("cpu")) == "varlen"
+    else:  # torch < 2.9 (JetPack 6): refused when the engine is built, with the reason
+        with pytest.raises(EngineError, match=r"attention 'varlen' needs torch >= 2\.9"):
+            F5Engine(F5Config(device="cpu", checkpoint="random:tiny", attention="varlen"))
     with pytest.raises(ValueError, match="attention must be one of auto, lse, sdpa, varlen"):
         attention_kind("fast", torch.device("cpu"))
 

@@ -6,6 +6,7 @@ compiled on the full F5TTS_v1_Base shape in fp16."""
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ import torch
 from f5_tts.model.modules import ConvPositionEmbedding
 
 from ishowtts_ros.engines.f5.kernels.position_conv import (
+    DEFAULT_TILE,
     TritonPositionConv,
     checked_triton_position_conv,
     position_conv_kind,
@@ -63,6 +65,45 @@ def interpreter_errors() -> dict[str, float | str]:
     except RuntimeError as exc:
         results["self_check_refusal"] = str(exc)
     return results
+
+
+#: The kernel's launch on F5TTS_v1_Base (dim 1024, 16 groups of 64 channels, 31 taps) in fp16, as the engine runs it.
+BASE_TYPES = {"x_ptr": "*fp16", "weight_ptr": "*fp16", "bias_ptr": "*fp16", "keep_ptr": "*u8", "out_ptr": "*fp16"}
+BASE_CONSTANTS = {"DIM": 1024, "CHANNELS": 64, "TAPS": 31, "BLOCK_FRAMES": DEFAULT_TILE[0]}
+#: Shared memory a block may use without opting in, on every CUDA GPU (Orin's opt-in limit is higher).
+SHARED_MEMORY_LIMIT = 48 * 1024
+
+
+def compile_offline(arch: int):
+    """Compile the kernel to a cubin for ``sm_<arch>`` with Triton's own ptxas, no GPU needed: Triton 3.1 (torch
+    2.5) takes signature and constants by parameter index, Triton 3.3+ names every parameter and keys constexprs
+    by their index path."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from ishowtts_ros.engines.f5.kernels.position_conv import grouped_conv_mish
+
+    names = list(inspect.signature(grouped_conv_mish.fn).parameters)
+    types = {**BASE_TYPES, "frames": "i32"}
+    if "constexprs" in inspect.signature(ASTSource.__init__).parameters:
+        signature = {**types, **dict.fromkeys(BASE_CONSTANTS, "constexpr")}
+        source = ASTSource(grouped_conv_mish, signature, {(names.index(k),): v for k, v in BASE_CONSTANTS.items()})
+    else:
+        signature = {names.index(k): v for k, v in types.items()}
+        source = ASTSource(grouped_conv_mish, signature, {names.index(k): v for k, v in BASE_CONSTANTS.items()})
+    _, num_warps, num_stages = DEFAULT_TILE
+    target = GPUTarget("cuda", arch, 32)
+    return triton.compile(source, target=target, options={"num_warps": num_warps, "num_stages": num_stages})
+
+
+@pytest.mark.parametrize("arch", [87, 90])  # Jetson Orin, Hopper
+def test_triton_kernel_compiles_for_orin_and_hopper_with_tensor_cores_in_shared_memory(arch):
+    pytest.importorskip("triton")
+    kernel = compile_offline(arch)
+    assert kernel.metadata.shared <= SHARED_MEMORY_LIMIT, kernel.metadata.shared
+    assert "mma" in kernel.asm["ptx"]  # the 31 tap products run on the tensor cores
+    assert kernel.asm["cubin"]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,9 @@ NaN or Inf. Runs the tiny model on the CPU here; on a GPU the same check runs on
 from __future__ import annotations
 
 import copy
+import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,3 +73,51 @@ def test_graph_bucketed_path_matches_exact_path_on_gpu(attention):
     assert graphed.sampler.graphs and not exact.sampler.graphs
     assert mel_relative_error(graphed, exact, TEXT, nfe=8, seed=4) <= QUALITY_TOLERANCE / 4
     assert graphed.sampler.captured_shapes
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_new_nfe_is_served_uncaptured_at_once_then_captured_when_idle_with_the_same_audio():
+    """Live tuning: the first request at an NFE the warm-up did not capture runs the same bucketed kernels without
+    a graph (no capture on its path); the worker captures that loop once idle, and replays give the same mel."""
+    cfm, vocoder = random_models("F5TTS_v1_Base", seed=11)
+    engine = F5Engine(F5Config(device="cuda", precision="fp16", compile=False), models=(cfm, vocoder))
+    engine.warmup(max_seconds=6)
+    assert all(steps == 8 for _, _, steps, _ in engine.sampler.captured_shapes)
+    first = engine.synthesize_all(TEXT, options={"nfe_step": 12, "seed": 4}).samples
+    deadline = time.monotonic() + 60
+    while not any(steps == 12 for _, _, steps, _ in engine.sampler.captured_shapes):
+        assert time.monotonic() < deadline, "the NFE 12 loop was never captured"
+        time.sleep(0.05)
+    replayed = engine.synthesize_all(TEXT, options={"nfe_step": 12, "seed": 4}).samples
+    assert replayed.shape == first.shape
+    assert float(np.linalg.norm(replayed - first) / np.linalg.norm(first)) <= QUALITY_TOLERANCE / 4
+    engine.close()
+
+
+def test_fp16_vocos_backbone_stays_within_the_guard_and_auto_keeps_fp32_on_the_cpu():
+    cfm, vocoder = random_models("tiny", seed=11)
+    full, half = (
+        F5Engine(F5Config(device="cpu", vocoder_precision=kind), models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)))
+        for kind in ("auto", "fp16")
+    )
+    assert (full.describe()["vocoder_precision"], half.describe()["vocoder_precision"]) == ("fp32", "fp16")
+    want = full.synthesize_all(TEXT, options={"seed": 4, "nfe_step": 4}).samples
+    got = half.synthesize_all(TEXT, options={"seed": 4, "nfe_step": 4}).samples
+    assert np.isfinite(got).all()
+    assert float(np.linalg.norm(got - want) / np.linalg.norm(want)) <= QUALITY_TOLERANCE
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_auto_vocos_precision_on_gpu_is_fp16_only_within_the_guard():
+    cfm, vocoder = random_models("F5TTS_v1_Base", seed=11)
+    models = (copy.deepcopy(cfm), copy.deepcopy(vocoder))
+    auto = F5Engine(F5Config(device="cuda", precision="fp16", compile=False), models=models)
+    fp32 = F5Engine(
+        F5Config(device="cuda", precision="fp16", compile=False, vocoder_precision="fp32"), models=(cfm, vocoder)
+    )
+    if auto.vocoder_precision == "fp16":
+        want = fp32.synthesize_all(TEXT, options={"seed": 4}).samples
+        got = auto.synthesize_all(TEXT, options={"seed": 4}).samples
+        assert float(np.linalg.norm(got - want) / np.linalg.norm(want)) <= QUALITY_TOLERANCE

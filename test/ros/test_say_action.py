@@ -5,6 +5,9 @@ queue and one accounting; bad goals end aborted with a reason."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from support.ros import TINY_NODE, node_fixture
@@ -15,6 +18,7 @@ PARAGRAPH = "Good morning. I will take you to the meeting room upstairs. Please 
 LONG = " ".join(f"This is sentence number {i} of a very long announcement that goes on." for i in range(25))
 
 node = node_fixture("say", **TINY_NODE)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "say_and_wait.py"
 
 
 def chunks_of(client, utterance_id):
@@ -131,3 +135,14 @@ def test_bad_goals_are_aborted_with_the_reason_and_counted(node, goal, reason):
     assert status == "aborted" and not result.success and reason in result.reason
     failed = client.wait_event("failed", 10, id=sent.utterance_id)
     assert failed["error"] == result.reason  # the same request in the events, under the same id
+
+
+def test_the_readme_behavior_tree_example_says_and_waits(node):
+    text = "Hello from the behavior tree example."
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLE), text, "--ros-args", "-r", f"__ns:={node.namespace}"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0 and run.stdout.strip().endswith("SUCCESS"), run.stdout + run.stderr
+    finished = node.client.wait_event("finished", 10, text=text)
+    assert finished["source"] == "tts/say" and len(finished["id"]) == 32  # a goal UUID

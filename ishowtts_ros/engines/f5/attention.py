@@ -61,20 +61,31 @@ def apply_rotary(t: torch.Tensor, table: RotaryTable) -> torch.Tensor:
 AttentionMask = torch.Tensor | PaddedLayout | None
 
 
-class FastAttention:
+class FastAttention(torch.nn.Module):
     """Attention processor for upstream's ``Attention`` module: fused QKV projection, then SDPA or a padded kernel.
 
     Without a mask it computes what upstream's processor computes; with a boolean mask, padded keys are excluded
     from attention (upstream ignores the mask in attention when ``attn_mask_enabled`` is off, so batched and single
     requests would differ); with a :class:`PaddedLayout` it runs the layout's padded kernel.
+
+    A module, not a plain object: Dynamo inlines modules and treats their buffers as graph inputs, so all DiT blocks
+    share one compiled graph. A plain processor object per block is guarded on by identity, and torch 2.5-2.7 then
+    compile each block separately (22 graphs per length bucket, the recompile limit hit by the third bucket).
     """
 
+    qkv_weight: torch.Tensor
+    qkv_bias: torch.Tensor | None
+
     def __init__(self, attn: Any, pe_attn_head: int | None) -> None:
+        super().__init__()
         self.pe_attn_head = pe_attn_head
         with torch.no_grad():
-            self.qkv_weight = torch.cat([attn.to_q.weight, attn.to_k.weight, attn.to_v.weight])
+            qkv_weight = torch.cat([attn.to_q.weight, attn.to_k.weight, attn.to_v.weight])
             biases = [attn.to_q.bias, attn.to_k.bias, attn.to_v.bias]
-            self.qkv_bias = torch.cat(biases) if all(b is not None for b in biases) else None
+            qkv_bias = torch.cat(biases) if all(b is not None for b in biases) else None
+        # Non-persistent: derived from upstream's weights, never saved in a state dict.
+        self.register_buffer("qkv_weight", qkv_weight, persistent=False)
+        self.register_buffer("qkv_bias", qkv_bias, persistent=False)
 
     def _rotate(self, t: torch.Tensor, table: RotaryTable) -> torch.Tensor:
         """Rotary embedding of [B, L, H, D] queries or keys (only the first ``pe_attn_head`` heads, if set)."""
@@ -83,7 +94,7 @@ class FastAttention:
         pn = self.pe_attn_head
         return torch.cat([apply_rotary(t[:, :, :pn], table), t[:, :, pn:]], dim=2)
 
-    def __call__(self, attn: Any, x: torch.Tensor, mask: AttentionMask = None, rope: Any = None) -> torch.Tensor:
+    def forward(self, attn: Any, x: torch.Tensor, mask: AttentionMask = None, rope: Any = None) -> torch.Tensor:
         batch, length, _ = x.shape
         heads = attn.heads
         qkv = F.linear(x, self.qkv_weight, self.qkv_bias)
@@ -159,3 +170,21 @@ def attention_kind(requested: str, device: torch.device) -> str:
     hopper = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (9, 0)
     has_cudnn_attention = hasattr(torch.ops.aten, "_scaled_dot_product_cudnn_attention")
     return "lse" if hopper and has_cudnn_attention else "sdpa"
+
+
+def sdpa_kernel(kind: str, dit: Any, device: torch.device, dtype: torch.dtype) -> str:
+    """The attention kernel that ``kind`` runs for this model on this device, for diagnostics: ``lse`` and
+    ``varlen`` call theirs directly; for ``sdpa`` (an additive key mask) it is PyTorch's own dispatch decision,
+    asked with the model's head shape (on Ampere without cuDNN attention: the memory-efficient kernel)."""
+    if kind == "lse":
+        return "cudnn flash (log-sum-exp corrected)" if device.type == "cuda" else "cpu flash (log-sum-exp corrected)"
+    if kind == "varlen":
+        return "flash varlen"
+    attn = dit.transformer_blocks[0].attn
+    heads, head_dim = attn.heads, attn.inner_dim // attn.heads
+    query = torch.zeros(1, heads, 256, head_dim, device=device, dtype=dtype)
+    bias = torch.zeros(1, 1, 1, 256, device=device, dtype=dtype)
+    choice = torch._fused_sdp_choice(query, query, query, bias)
+    from torch.nn.attention import SDPBackend
+
+    return f"sdpa {SDPBackend(choice).name.lower()}"

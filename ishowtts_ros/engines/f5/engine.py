@@ -8,7 +8,11 @@ and each chunk's audio comes back through pinned memory, so the GPU never waits 
 
 from __future__ import annotations
 
+import copy
+import importlib
+import importlib.util
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -28,6 +32,7 @@ from ishowtts_ros.engines.f5.cache import persistent_compile_cache
 from ishowtts_ros.engines.f5.graphs import BUCKET_FRAMES
 from ishowtts_ros.engines.f5.models import UpstreamModule, load_models
 from ishowtts_ros.engines.f5.options import F5_OPTIONS, F5Config
+from ishowtts_ros.engines.f5.quality import QUALITY_TOLERANCE, relative_error
 from ishowtts_ros.engines.f5.reference import HOP_LENGTH, SAMPLE_RATE, TARGET_RMS, Reference, ReferenceCache
 from ishowtts_ros.engines.f5.sampler import FlowSampler, SampleRequest
 
@@ -91,6 +96,29 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return PRECISIONS[precision]
 
 
+def root_cause(exc: BaseException) -> str:
+    """``Type: first line`` of the innermost error: torch wraps a compiler's failure in ``BackendCompilerFailed``,
+    whose own first line (torch 2.5) says only which backend raised."""
+    while (inner := getattr(exc, "inner_exception", None) or exc.__cause__) is not None:
+        exc = inner
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def runtime_versions() -> dict[str, str]:
+    """The versions that decide which kernels run (torch, Triton, cuDNN, CUDA), for the log, ``describe()`` and
+    the node's diagnostics."""
+    triton = "not installed"
+    if importlib.util.find_spec("triton") is not None:
+        try:
+            triton = importlib.import_module("triton").__version__
+        except Exception as exc:  # a Triton that does not import is as good as none
+            triton = f"broken ({type(exc).__name__})"
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    cuda = torch.version.cuda or "n/a"
+    return {"torch": torch.__version__, "triton": triton, "cudnn": str(cudnn or "n/a"), "cuda": cuda}
+
+
 class F5Engine(Engine):
     """F5-TTS (DiT flow matching + Vocos) with a speed-optimised sampler."""
 
@@ -125,18 +153,21 @@ class F5Engine(Engine):
             position_conv=settings.position_conv,
         )
         self.vocoder = vocoder.to(self.device).float().eval()
+        self._backbone = self.vocoder.backbone  # fp32; replaced by an fp16 copy where that passes the guard
         self._decode = self._vocos_decode
-        if self.compiled:
-            self._decode = torch.compile(self._vocos_decode, dynamic=True)
         # A replayed graph already keeps the GPU busy, and eager batches cost more than the replays they replace
         # (docs/BENCHMARKS.md), so with graphs the worker interleaves requests' chunks instead of batching them.
         default_batch = 1 if self.sampler.graphs else 4
         self.scheduler: BatchScheduler[FlowSettings, tuple[Reference, SampleRequest]] = BatchScheduler(
-            self._launch_batch, max_batch=settings.max_batch or default_batch
+            self._launch_batch, max_batch=settings.max_batch or default_batch, on_idle=self.sampler.capture_deferred
         )
         self._references = ReferenceCache(self._mel)
+        self.vocoder_precision = self._choose_vocoder_precision(settings.vocoder_precision)
+        if self.compiled:
+            self._decode = torch.compile(self._vocos_decode, dynamic=True)
         self.load_seconds = time.perf_counter() - started
-        LOG.info("f5 engine on %s (%s) loaded in %.1f s", self.device, self.precision, self.load_seconds)
+        LOG.info("f5 engine on %s (%s) loaded in %.1f s: %s", self.device, self.precision, self.load_seconds,
+                 ", ".join(f"{key} {value}" for key, value in self.describe().items()))  # fmt: skip
 
     @property
     def sample_rate(self) -> int:
@@ -156,20 +187,24 @@ class F5Engine(Engine):
             "compile_cache": self.compile_cache,
             "cuda_graphs": self.sampler.graphs,
             "attention": self.sampler.attention,
+            "attention_kernel": self.sampler.attention_kernel,
             "position_conv": self.sampler.position_conv,
+            "vocoder_precision": self.vocoder_precision,
+            **runtime_versions(),
             "checkpoint": self.settings.checkpoint or "hub",
         }
 
     def warmup(self, max_seconds: float = 22.0) -> None:
-        """Compile, and capture the CUDA graphs of every length bucket a chunk of the default voice can need at
-        the default NFE (ref + generated up to ``max_seconds``), so no request pays for it later. If compiling
-        fails here (a broken Triton or C++ toolchain), the engine warms up again without it: slower, never dead."""
+        """Compile, and capture the CUDA graphs of every length bucket a chunk of any voice can need at the default
+        NFE (from the shortest reference clip up to ``max_seconds``), so no request, and no voice switch, pays for
+        it later; shapes met afterwards (another NFE) are captured when the GPU is idle. If compiling fails here (a
+        broken Triton or C++ toolchain), the engine warms up again without it: slower, never dead."""
         try:
             self._warm(max_seconds)
         except Exception as exc:
             if not self.compiled:
                 raise
-            self._stop_compiling(f"it failed at warm-up ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+            self._stop_compiling(f"it failed at warm-up ({root_cause(exc)})")
             self._warm(max_seconds)
 
     def _stop_compiling(self, why: str) -> None:
@@ -180,16 +215,32 @@ class F5Engine(Engine):
 
     def _warm(self, max_seconds: float) -> None:
         if self.sampler.graphs:
-            ref = self.reference(self.registry.get())
+            ref = self._shortest_reference()
             options = self.default_options
             last = self.sampler.bucket(int(max_seconds * SAMPLE_RATE / HOP_LENGTH))
-            for frames in range(self.sampler.bucket(ref.frames + 1), last + 1, BUCKET_FRAMES):
-                self.sample_mels([SampleRequest(cond=ref.cond, tokens=[" "], duration=frames - 1, seed=0)], options)
+            self.sampler.defer_captures = False
+            try:
+                for frames in range(self.sampler.bucket(ref.frames + 1), last + 1, BUCKET_FRAMES):
+                    request = SampleRequest(cond=ref.cond, tokens=[" "], duration=frames - 1, seed=0)
+                    self.sample_mels([request], options)
+            finally:
+                self.sampler.defer_captures = True
         for text in ("Ready.", "The robot voice is warming up and will be ready in a moment."):
             for _ in self.synthesize(text, options={"seed": 0}):
                 pass
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+
+    def _shortest_reference(self) -> Reference:
+        """The shortest reference clip of all voices (a voice whose clip cannot be read is left out, with a
+        warning): its bucket is the smallest any request can need."""
+        references = [self.reference(self.registry.get())]
+        for name in self.registry.names():
+            try:
+                references.append(self.reference(self.registry.get(name)))
+            except EngineError as exc:
+                LOG.warning("voice %s is not warmed up: %s", name, exc)
+        return min(references, key=lambda reference: reference.frames)
 
     def sample_mels(self, requests: Sequence[SampleRequest], options: Mapping[str, Any]):
         """Mels and frame counts for ``requests`` with resolved ``options`` (NFE, guidance, sway)."""
@@ -278,8 +329,33 @@ class F5Engine(Engine):
             torch.cuda.empty_cache()
 
     def _vocos_decode(self, mel: torch.Tensor) -> torch.Tensor:
-        """Vocos ``decode`` without its own inference-mode wrapper (so it compiles); callers run under one."""
-        return self.vocoder.head(self.vocoder.backbone(mel))
+        """Vocos ``decode`` without its own inference-mode wrapper (so it compiles); callers run under one. The
+        backbone may run in fp16; the ISTFT head always runs in fp32."""
+        features = self._backbone(mel.to(next(self._backbone.parameters()).dtype))
+        return self.vocoder.head(features.float())
+
+    @torch.inference_mode()
+    def _choose_vocoder_precision(self, requested: str) -> str:
+        """fp16 for the Vocos backbone (a ConvNeXt: on Ampere without TF32 fp32 runs on the FP32 cores, 10-25 ms
+        per chunk on an Orin) where asked, or for ``auto`` on CUDA when the wave it gives for the default voice's
+        reference mel stays within the quality guard of fp32's."""
+        if requested == "fp32" or (requested == "auto" and self.device.type != "cuda"):
+            return "fp32"
+        half = copy.deepcopy(self.vocoder.backbone).half()
+        if requested == "auto":
+            try:
+                mel = self.reference(self.registry.get()).cond.float().T[None].to(self.device)
+            except EngineError as exc:
+                LOG.warning("Vocos stays fp32: the quality guard needs the default voice (%s)", exc)
+                return "fp32"
+            want = self._vocos_decode(mel)
+            got = self.vocoder.head(half(mel.half()).float())
+            error = relative_error(got, want) if torch.isfinite(got).all() else math.inf
+            if not error <= QUALITY_TOLERANCE:
+                LOG.warning("Vocos stays fp32: fp16 differs by %.2e (guard %.0e)", error, QUALITY_TOLERANCE)
+                return "fp32"
+        self._backbone = half
+        return "fp16"
 
     def vocode(self, mel: torch.Tensor, ref_rms: float) -> torch.Tensor:
         """Mel [B, frames, mels] -> waveform [B, samples], loudness matched to the reference as upstream does."""

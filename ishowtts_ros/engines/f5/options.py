@@ -23,6 +23,7 @@ F5_OPTIONS = {
 ATTENTION_KINDS = ("auto", "lse", "sdpa", "varlen")
 #: How the positional convolutions run inside captured loops (see :mod:`.kernels.position_conv`).
 POSITION_CONV_KINDS = ("auto", "triton", "cudnn")
+VOCODER_PRECISIONS = ("auto", "fp32", "fp16")
 
 
 @dataclass
@@ -33,6 +34,7 @@ class F5Config(EngineConfig):
     attention: str = "auto"
     position_conv: str = "auto"
     max_batch: int | None = None  # concurrent chunks per forward pass (default: 1 with graphs, else 4)
+    vocoder_precision: str = "auto"  # Vocos backbone: auto (fp16 on CUDA where the quality guard holds), fp32, fp16
 
     @classmethod
     def from_config(cls, config: EngineConfig | None) -> F5Config:
@@ -48,5 +50,8 @@ class F5Config(EngineConfig):
         if self.position_conv not in POSITION_CONV_KINDS:
             kinds = ", ".join(POSITION_CONV_KINDS)
             raise EngineError(f"position_conv must be one of {kinds}, not {self.position_conv!r}")
+        if self.vocoder_precision not in VOCODER_PRECISIONS:
+            kinds = ", ".join(VOCODER_PRECISIONS)
+            raise EngineError(f"vocoder_precision must be one of {kinds}, not {self.vocoder_precision!r}")
         if self.max_batch is not None and self.max_batch < 1:
             raise EngineError(f"max_batch must be at least 1, not {self.max_batch}")

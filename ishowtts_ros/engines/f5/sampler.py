@@ -29,7 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from ishowtts_ros.engines.f5.attention import FastAttention, PaddedLayout, RotaryTable, attention_kind, rotary_table
+from ishowtts_ros.engines.f5.attention import (
+    FastAttention,
+    PaddedLayout,
+    RotaryTable,
+    attention_kind,
+    rotary_table,
+    sdpa_kernel,
+)
 from ishowtts_ros.engines.f5.graphs import MAX_GRAPH_FRAMES, CapturedLoop, LoopInputs, bucket
 from ishowtts_ros.engines.f5.kernels.gelu_linear import GeluLinear
 from ishowtts_ros.engines.f5.kernels.position_conv import channels_last_position_conv, position_conv_kind
@@ -90,6 +97,7 @@ class FlowSampler:
         self.num_channels = self.cfm.num_channels
         self.graphs = graphs and device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
         self.attention = attention_kind(attention, device)
+        self.attention_kernel = sdpa_kernel(self.attention, self.dit, device, dtype)
         self.position_conv, self._triton_conv = self._choose_position_conv(position_conv)
         for block in self.dit.transformer_blocks:
             block.attn.processor = FastAttention(block.attn, block.attn.processor.pe_attn_head)
@@ -104,6 +112,11 @@ class FlowSampler:
             self._proj_context = proj.weight[:, self.num_channels :].contiguous()
         self._proj_bias = proj.bias
         self._captured: dict[tuple[int, int, int, bool], CapturedLoop] = {}
+        #: A loop shape seen for the first time (a new NFE from rqt, a voice with a shorter clip) runs uncaptured at
+        #: once and is captured when the GPU worker is idle (:meth:`capture_deferred`), so the request that brings
+        #: it never waits for a capture; warm-up turns this off to capture what it prepares there and then.
+        self.defer_captures = True
+        self._deferred: dict[tuple[int, int, int, bool], LoopInputs] = {}
         self._graph_pool = torch.cuda.graph_pool_handle() if self.graphs else None
         self._capture_lock = threading.Lock()
         self._run_block = self._run_captured_block = self._call_block
@@ -232,7 +245,11 @@ class FlowSampler:
             step_sizes=schedule.step_sizes,
             cfg_strength=torch.full((), cfg_strength, device=self.device),
         )
-        if graph_mode:
+        key = (len(requests), frames, steps, use_cfg)
+        if graph_mode and self.defer_captures and key not in self._captured:
+            x = self._loop(inputs, rotary_table(self.dit, frames), use_cfg, captured=True)
+            self._deferred.setdefault(key, inputs)
+        elif graph_mode:
             x = self._captured_loop(inputs, len(requests), frames, steps, use_cfg).run(inputs)
         else:
             x = self._loop(inputs, rotary_table(self.dit, frames), use_cfg)
@@ -267,6 +284,15 @@ class FlowSampler:
                     self._captured_steps, rope, inputs, use_cfg, self._graph_pool, shared
                 )
             return self._captured[key]
+
+    @torch.inference_mode()
+    def capture_deferred(self) -> bool:
+        """Capture one loop that ran uncaptured (the GPU worker calls this when idle); True when one was."""
+        if not self._deferred:
+            return False
+        (batch, frames, steps, use_cfg), example = self._deferred.popitem()
+        self._captured_loop(example, batch, frames, steps, use_cfg)
+        return True
 
     def _captured_steps(self, inputs: LoopInputs, rope: RotaryTable, use_cfg: bool) -> torch.Tensor:
         """The loop as graph capture records it: bucketed kernels (compiled per shape, fused conv)."""

@@ -10,9 +10,10 @@ Mish and zeroes padded frames before its single store. No transposes, no im2col 
 
 The kernel runs where Triton targets the GPU (CUDA, including Jetson Orin) and, for tests, in Triton's CPU
 interpreter (``TRITON_INTERPRET=1``).
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Triton 3.1's interpreter recognises ``tl.constexpr`` parameters only
+by their evaluated annotations, and string annotations turn every constexpr into a tensor.
+"""
 
 import logging
 from typing import Any, NamedTuple
