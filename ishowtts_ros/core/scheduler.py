@@ -36,8 +36,9 @@ class BatchJob(Generic[K, P]):
 
 class BatchScheduler(Generic[K, P]):
     """FIFO of jobs; the worker takes the oldest job plus every waiting job with the same key, up to
-    ``max_batch``, and hands them to ``run_batch`` (which sets each job's result or error). When no job waits,
-    the worker calls ``on_idle`` (deferred work such as graph captures) until it returns False, then sleeps."""
+    ``max_batch``, and hands them to ``run_batch`` (which sets each job's result or error). Once no job has come
+    for ``idle_delay`` seconds (a request's next chunk, a robot's next sentence usually come sooner), the worker
+    calls ``on_idle`` (deferred work such as graph captures) until it returns False, then sleeps."""
 
     def __init__(
         self,
@@ -45,9 +46,11 @@ class BatchScheduler(Generic[K, P]):
         max_batch: int = 4,
         name: str = "tts-gpu",
         on_idle: Callable[[], bool] | None = None,
+        idle_delay: float = 1.0,
     ) -> None:
         self._run_batch = run_batch
         self._on_idle = on_idle
+        self.idle_delay = idle_delay
         self.max_batch = max(1, max_batch)
         self._pending: deque[BatchJob[K, P]] = deque()
         self._ready = threading.Condition()
@@ -55,6 +58,11 @@ class BatchScheduler(Generic[K, P]):
         self.largest_batch = 0
         self._worker = threading.Thread(target=self._work, name=name, daemon=True)
         self._worker.start()
+
+    @property
+    def worker(self) -> threading.Thread:
+        """The thread that runs every batch and the idle work."""
+        return self._worker
 
     def submit(self, key: K, payload: P) -> BatchJob[K, P]:
         job = BatchJob(key, payload)
@@ -74,8 +82,12 @@ class BatchScheduler(Generic[K, P]):
     def _take_batch(self) -> list[BatchJob[K, P]] | None:
         with self._ready:
             while not self._pending and not self._closed:
-                if self._on_idle is not None and self._idle_work_done():
-                    continue
+                if self._on_idle is not None:
+                    self._ready.wait(self.idle_delay)
+                    if self._pending or self._closed:
+                        break
+                    if self._idle_work_done():
+                        continue
                 self._ready.wait()
             if not self._pending:
                 return None

@@ -68,7 +68,7 @@ def test_idle_work_runs_between_jobs_and_never_ahead_of_one():
             log.append(job.payload)
             job.result = job.payload
 
-    scheduler = BatchScheduler(run, on_idle=idle)
+    scheduler = BatchScheduler(run, on_idle=idle, idle_delay=0.0)
     assert first_piece_running.wait(5)
     job = scheduler.submit("k", "request")
     submitted.set()

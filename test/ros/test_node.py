@@ -168,8 +168,9 @@ def test_signal_mid_utterance_exits_cleanly_and_promptly(tmp_path, sig):
 
 def test_node_answers_while_loading_queues_text_and_speaks_it_once_ready(tmp_path):
     """Parameters, services and diagnostics work from the start; text sent while the engine loads is spoken after."""
+    gate = tmp_path / "load"  # the engine finishes loading once this exists
     process = start_node(
-        {"engine": "slowload"}, str(tmp_path / "slow.log"), {"ISHOWTTS_TEST_LOAD_SECONDS": "6"}, "/slow"
+        {"engine": "slowload"}, str(tmp_path / "slow.log"), {"ISHOWTTS_TEST_LOAD_GATE": str(gate)}, "/slow"
     )
     client = TtsClient(namespace="/slow")
     try:
@@ -181,7 +182,8 @@ def test_node_answers_while_loading_queues_text_and_speaks_it_once_ready(tmp_pat
         sent = "Spoken once the engine is ready."
         client.say(sent)
         client.wait_event("queued", 30, text=sent)
-        assert client.diagnostic_values().get("state") == "loading", "the load ended before the text was queued"
+        assert client.diagnostic_values().get("state") == "loading"
+        gate.touch()
         client.wait_event("finished", 120, text=sent)
         assert client.wait_ready(timeout=30) == "ready"
     finally:

@@ -114,10 +114,16 @@ class GatedEngine(Engine):
 
 
 class SlowLoadingEngine(EspeakEngine):
-    """Test engine (``slowload``): espeak that takes ``$ISHOWTTS_TEST_LOAD_SECONDS`` to load, like F5 compiling."""
+    """Test engine (``slowload``): espeak that takes ``$ISHOWTTS_TEST_LOAD_SECONDS`` to load, like F5 compiling, or,
+    with ``$ISHOWTTS_TEST_LOAD_GATE``, once that file exists (the test decides when, whatever the machine's load)."""
 
     name = "slowload"
 
     def __init__(self, config: EngineConfig | None = None) -> None:
-        time.sleep(float(os.environ.get("ISHOWTTS_TEST_LOAD_SECONDS", "5")))
+        gate = os.environ.get("ISHOWTTS_TEST_LOAD_GATE")
+        deadline = time.monotonic() + 300
+        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not gate:
+            time.sleep(float(os.environ.get("ISHOWTTS_TEST_LOAD_SECONDS", "5")))
         super().__init__(config)

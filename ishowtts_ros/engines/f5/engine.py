@@ -161,6 +161,7 @@ class F5Engine(Engine):
         self.scheduler: BatchScheduler[FlowSettings, tuple[Reference, SampleRequest]] = BatchScheduler(
             self._launch_batch, max_batch=settings.max_batch or default_batch, on_idle=self.sampler.capture_deferred
         )
+        self.sampler.capture_thread = self.scheduler.worker
         self._references = ReferenceCache(self._mel)
         self.vocoder_precision = self._choose_vocoder_precision(settings.vocoder_precision)
         if self.compiled:
@@ -214,32 +215,31 @@ class F5Engine(Engine):
         self._decode = self._vocos_decode
 
     def _warm(self, max_seconds: float) -> None:
+        ref = self._prepare_voices()
         if self.sampler.graphs:
-            ref = self._shortest_reference()
             options = self.default_options
             last = self.sampler.bucket(int(max_seconds * SAMPLE_RATE / HOP_LENGTH))
-            self.sampler.defer_captures = False
-            try:
-                for frames in range(self.sampler.bucket(ref.frames + 1), last + 1, BUCKET_FRAMES):
-                    request = SampleRequest(cond=ref.cond, tokens=[" "], duration=frames - 1, seed=0)
-                    self.sample_mels([request], options)
-            finally:
-                self.sampler.defer_captures = True
+            for frames in range(self.sampler.bucket(ref.frames + 1), last + 1, BUCKET_FRAMES):
+                request = SampleRequest(cond=ref.cond, tokens=[" "], duration=frames - 1, seed=0)
+                self.sample_mels([request], options)  # on this thread: captured now
         for text in ("Ready.", "The robot voice is warming up and will be ready in a moment."):
             for _ in self.synthesize(text, options={"seed": 0}):
                 pass
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _shortest_reference(self) -> Reference:
-        """The shortest reference clip of all voices (a voice whose clip cannot be read is left out, with a
-        warning): its bucket is the smallest any request can need."""
+    def _prepare_voices(self) -> Reference:
+        """Every voice's reference mel and text handling done once (a Chinese reference text starts jieba: ~1 s
+        on the first request to that voice otherwise); returns the shortest reference, whose bucket is the
+        smallest any request can need. A voice whose clip cannot be read is left out, with a warning."""
         references = [self.reference(self.registry.get())]
         for name in self.registry.names():
             try:
                 references.append(self.reference(self.registry.get(name)))
             except EngineError as exc:
                 LOG.warning("voice %s is not warmed up: %s", name, exc)
+        for reference in references:
+            self.sample_request(reference, "Ready.", self.default_options)
         return min(references, key=lambda reference: reference.frames)
 
     def sample_mels(self, requests: Sequence[SampleRequest], options: Mapping[str, Any]):
@@ -322,6 +322,7 @@ class F5Engine(Engine):
             job.launched.set()
 
     def close(self) -> None:
+        self.sampler.drop_deferred()  # no capture is started while the worker winds down
         self.scheduler.close()
 
     def release_memory(self) -> None:

@@ -75,7 +75,9 @@ class CapturedLoop:
                 loop(self.static, rope, use_cfg)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, pool=pool):
+        # Thread-local: CUDA work of other threads (another engine, a tool calling the sampler) neither breaks this
+        # capture nor is refused while it runs; only this thread's capture-unsafe calls are.
+        with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
             self.output = loop(self.static, rope, use_cfg)
 
     def run(self, inputs: LoopInputs) -> torch.Tensor:

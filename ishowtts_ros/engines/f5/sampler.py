@@ -112,10 +112,11 @@ class FlowSampler:
             self._proj_context = proj.weight[:, self.num_channels :].contiguous()
         self._proj_bias = proj.bias
         self._captured: dict[tuple[int, int, int, bool], CapturedLoop] = {}
-        #: A loop shape seen for the first time (a new NFE from rqt, a voice with a shorter clip) runs uncaptured at
-        #: once and is captured when the GPU worker is idle (:meth:`capture_deferred`), so the request that brings
-        #: it never waits for a capture; warm-up turns this off to capture what it prepares there and then.
-        self.defer_captures = True
+        #: On this thread (the engine's GPU worker), a loop shape seen for the first time (a new NFE from rqt, a
+        #: voice with a shorter clip) runs uncaptured at once and is captured when the worker is idle
+        #: (:meth:`capture_deferred`), so the request that brings it never waits for a capture. Other callers
+        #: (warm-up, tools) capture there and then.
+        self.capture_thread: threading.Thread | None = None
         self._deferred: dict[tuple[int, int, int, bool], LoopInputs] = {}
         self._graph_pool = torch.cuda.graph_pool_handle() if self.graphs else None
         self._capture_lock = threading.Lock()
@@ -246,7 +247,8 @@ class FlowSampler:
             cfg_strength=torch.full((), cfg_strength, device=self.device),
         )
         key = (len(requests), frames, steps, use_cfg)
-        if graph_mode and self.defer_captures and key not in self._captured:
+        deferred = threading.current_thread() is self.capture_thread and key not in self._captured
+        if graph_mode and deferred:
             x = self._loop(inputs, rotary_table(self.dit, frames), use_cfg, captured=True)
             self._deferred.setdefault(key, inputs)
         elif graph_mode:
@@ -293,6 +295,9 @@ class FlowSampler:
         (batch, frames, steps, use_cfg), example = self._deferred.popitem()
         self._captured_loop(example, batch, frames, steps, use_cfg)
         return True
+
+    def drop_deferred(self) -> None:
+        self._deferred.clear()
 
     def _captured_steps(self, inputs: LoopInputs, rope: RotaryTable, use_cfg: bool) -> torch.Tensor:
         """The loop as graph capture records it: bucketed kernels (compiled per shape, fused conv)."""
