@@ -94,36 +94,41 @@ def live_tuning(engine: F5Engine, reps: int) -> dict[str, Any]:
     """First and second request after an NFE change and after a voice switch, against the steady time; the GPU
     worker is left idle for a moment between changes, as between a robot's sentences."""
 
-    def timed(nfe: int, voice: str | None = None) -> float:
-        sync(engine.device)
+    def timed(nfe: int, voice: str | None = None, text: str = TEXTS["medium"]) -> float:
+        # No device-wide synchronize here: the GPU worker may be capturing a graph meanwhile, which a device sync
+        # from another thread would break. The last chunk's audio is on the host when the loop ends.
         started = time.perf_counter()
-        for _ in engine.synthesize(TEXTS["medium"], voice, {"nfe_step": nfe, "seed": 0}):
+        for _ in engine.synthesize(text, voice, {"nfe_step": nfe, "seed": 0}):
             pass
-        sync(engine.device)
         return time.perf_counter() - started
 
     steady8 = statistics.median(timed(8) for _ in range(reps))
+    # Texts never spoken before, of different lengths (every new length used to cost a cuDNN plan).
+    novel = [f"Item {i}: the robot has checked {7 * i + 3} boxes in aisle {i + 2} and found nothing." for i in range(6)]
+    novel_s = [timed(8, text=text) for text in novel]
+    repeated_s = [timed(8, text=text) for text in novel]
+    engine.prepare({"nfe_step": 12})  # as the node does when rqt sets nfe_step
     first12, second12 = timed(12), timed(12)
-    time.sleep(2.0)  # idle: the NFE 12 loop is captured meanwhile
+    time.sleep(3.0)  # idle: the NFE 12 loops are captured meanwhile
     steady12 = statistics.median(timed(12) for _ in range(reps))
+    engine.prepare({"nfe_step": 16})
+    time.sleep(8.0)  # a robot's next sentence, seconds after the change
+    first16 = timed(16)
+    steady16 = statistics.median(timed(16) for _ in range(reps))
     other = next(name for name in engine.registry.names() if name != engine.registry.default)
     first_voice, second_voice = timed(8, other), timed(8, other)
-    time.sleep(2.0)
     steady_voice = statistics.median(timed(8, other) for _ in range(reps))
     return {
         "steady_nfe8_s": steady8,
-        "nfe12": {
-            "first_s": first12,
-            "second_s": second12,
-            "steady_s": steady12,
-            "first_over_steady": first12 / steady12,
-        },
-        "voice": {
-            "name": other,
-            "first_s": first_voice,
-            "second_s": second_voice,
-            "steady_s": steady_voice,
-            "first_over_steady": first_voice / steady_voice,
+        "novel_texts_median_s": statistics.median(novel_s),
+        "same_texts_again_median_s": statistics.median(repeated_s),
+        "nfe12_at_once": {"first_s": first12, "second_s": second12, "steady_s": steady12},
+        "nfe16_after_8s": {"first_s": first16, "steady_s": steady16},
+        "voice": {"name": other, "first_s": first_voice, "second_s": second_voice, "steady_s": steady_voice},
+        "first_over_steady": {
+            "nfe12_at_once": first12 / steady12,
+            "nfe16_after_8s": first16 / steady16,
+            "voice": first_voice / steady_voice,
         },
     }
 

@@ -34,7 +34,7 @@ from ishowtts_ros.engines.f5.models import UpstreamModule, load_models
 from ishowtts_ros.engines.f5.options import F5_OPTIONS, F5Config
 from ishowtts_ros.engines.f5.quality import QUALITY_TOLERANCE, relative_error
 from ishowtts_ros.engines.f5.reference import HOP_LENGTH, SAMPLE_RATE, TARGET_RMS, Reference, ReferenceCache
-from ishowtts_ros.engines.f5.sampler import FlowSampler, SampleRequest
+from ishowtts_ros.engines.f5.sampler import FlowSampler, SampleRequest, without_cudnn
 
 LOG = logging.getLogger(__name__)
 
@@ -321,6 +321,12 @@ class F5Engine(Engine):
             job.result = self._to_host(wave)
             job.launched.set()
 
+    def prepare(self, options: Mapping[str, Any]) -> None:
+        """With graphs, capture the loops of every prepared length at the new NFE while the GPU is idle."""
+        if self.sampler.graphs:
+            resolved = self.resolve_options(options)
+            self.sampler.prepare_steps(resolved["nfe_step"], resolved["sway_sampling_coef"])
+
     def close(self) -> None:
         self.sampler.drop_deferred()  # no capture is started while the worker winds down
         self.scheduler.close()
@@ -360,7 +366,8 @@ class F5Engine(Engine):
 
     def vocode(self, mel: torch.Tensor, ref_rms: float) -> torch.Tensor:
         """Mel [B, frames, mels] -> waveform [B, samples], loudness matched to the reference as upstream does."""
-        wave = self._decode(mel.float().permute(0, 2, 1))
+        with without_cudnn():
+            wave = self._decode(mel.float().permute(0, 2, 1))
         if ref_rms < TARGET_RMS:
             wave = wave * (ref_rms / TARGET_RMS)
         return wave

@@ -17,8 +17,11 @@ Same function as upstream for the same weights, seed, NFE and text (the tests ho
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -73,6 +76,14 @@ class _Schedule(NamedTuple):
     final_modulations: torch.Tensor  # dtype [steps, 1, 2 * dim]
 
 
+def without_cudnn() -> contextlib.AbstractContextManager[None]:
+    """cuDNN off for convolutions whose length changes with every text (the text embedding's and Vocos's depthwise
+    convs): on an H100, cuDNN 9 spends ~250 ms planning each new length of the fp16 text-embedding conv, which then
+    takes 2.6 ms; PyTorch's own kernels take 2.0 ms with no planning (docs/BENCHMARKS.md)."""
+    cudnn = torch.backends.cudnn
+    return cudnn.flags(enabled=False, benchmark=False, deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32)
+
+
 class FlowSampler:
     """Runs the DiT of an upstream CFM for a batch of requests; owns (and adapts) that CFM.
 
@@ -118,6 +129,7 @@ class FlowSampler:
         #: (warm-up, tools) capture there and then.
         self.capture_thread: threading.Thread | None = None
         self._deferred: dict[tuple[int, int, int, bool], LoopInputs] = {}
+        self._wanted_steps: deque[tuple[int, float | None]] = deque()
         self._graph_pool = torch.cuda.graph_pool_handle() if self.graphs else None
         self._capture_lock = threading.Lock()
         self._run_block = self._run_captured_block = self._call_block
@@ -290,13 +302,32 @@ class FlowSampler:
     @torch.inference_mode()
     def capture_deferred(self) -> bool:
         """Capture one loop that ran uncaptured (the GPU worker calls this when idle); True when one was."""
+        while self._wanted_steps and not self._deferred:
+            self._defer_shapes_at(*self._wanted_steps.popleft())
         if not self._deferred:
             return False
         (batch, frames, steps, use_cfg), example = self._deferred.popitem()
         self._captured_loop(example, batch, frames, steps, use_cfg)
         return True
 
+    def prepare_steps(self, steps: int, sway_sampling_coef: float | None) -> None:
+        """Capture every shape already captured at ``steps`` too, when the worker is idle (an NFE set live)."""
+        self._wanted_steps.append((steps, sway_sampling_coef))
+
+    def _defer_shapes_at(self, steps: int, sway_sampling_coef: float | None) -> None:
+        schedule = self._schedule(steps, sway_sampling_coef)
+        for (batch, frames, _, use_cfg), loop in list(self._captured.items()):
+            key = (batch, frames, steps, use_cfg)
+            if key not in self._captured:
+                self._deferred[key] = dataclasses.replace(
+                    loop.static,
+                    block_modulations=schedule.block_modulations,
+                    final_modulations=schedule.final_modulations,
+                    step_sizes=schedule.step_sizes,
+                )
+
     def drop_deferred(self) -> None:
+        self._wanted_steps.clear()
         self._deferred.clear()
 
     def _captured_steps(self, inputs: LoopInputs, rope: RotaryTable, use_cfg: bool) -> torch.Tensor:
@@ -343,7 +374,8 @@ class FlowSampler:
             embeds = []
             for request, length in zip(requests, durations, strict=True):
                 text = self._to_device(list_str_to_idx([request.tokens], self.cfm.vocab_char_map))
-                embed = self.dit.text_embed(text, seq_len=frames if exact else length, drop_text=drop_text)
+                with without_cudnn():
+                    embed = self.dit.text_embed(text, seq_len=frames if exact else length, drop_text=drop_text)
                 embeds.append(F.pad(embed, (0, 0, 0, frames - embed.shape[1])))
             audio = torch.zeros_like(step_cond) if drop_text else step_cond
             rows.append(torch.cat((audio, torch.cat(embeds)), dim=-1))
