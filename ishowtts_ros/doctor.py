@@ -12,7 +12,6 @@ import importlib.util
 import json
 import os
 import platform
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from ishowtts_ros.core.engine import EngineConfig
 from ishowtts_ros.engines.arguments import add_engine_arguments, engine_config
+from ishowtts_ros.engines.espeak import find_espeak
 
 RCLPY_DISTROS = {3: "humble", 4: "iron", 7: "jazzy", 9: "kilted", 10: "rolling"}
 
@@ -85,12 +85,20 @@ def weights_findings(config: EngineConfig) -> list[Finding]:
     from ishowtts_ros.engines.f5.checkpoint import f5_unavailable_reason
 
     reason = f5_unavailable_reason(config.checkpoint, config.vocoder)
-    hub = os.environ.get("HF_HUB_CACHE") or str(
-        Path(os.environ.get("HF_HOME", Path.home() / ".cache/huggingface")) / "hub"
-    )
+    hub = hub_cache()
+
     if reason is None:
         return [Finding("f5 weights", "ok", f"found (checkpoint {config.checkpoint or 'hub'}; hub cache {hub})")]
     return [Finding("f5 weights", "warn", f"{reason}; looked in {hub}; get them with: ishowtts download")]
+
+
+def hub_cache() -> str:
+    """Where huggingface_hub keeps downloads (it honours HF_HUB_CACHE, HF_HOME and XDG_CACHE_HOME)."""
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:  # no f5-tts, so no huggingface_hub: no hub weights to look for
+        return "(huggingface_hub is not installed)"
+    return HF_HUB_CACHE
 
 
 def compile_cache_finding() -> Finding:
@@ -103,7 +111,7 @@ def compile_cache_finding() -> Finding:
 
 
 def espeak_finding() -> Finding:
-    program = shutil.which("espeak-ng") or shutil.which("espeak")
+    program = find_espeak()
     if program is None:
         return Finding("espeak-ng", "fail", "not installed: sudo apt-get install espeak-ng")
     return Finding("espeak-ng", "ok", program)
@@ -145,7 +153,7 @@ def engine_finding(name: str, config: EngineConfig) -> Finding:
     if chosen not in available_engines():
         return Finding("engine", "fail", f"{name}: no engine named {chosen!r}")
     if chosen == "espeak":
-        problem = None if shutil.which("espeak-ng") or shutil.which("espeak") else "espeak-ng is not installed"
+        problem = None if find_espeak() else "espeak-ng is not installed"
     else:
         problem = f5_unavailable_reason(config.checkpoint, config.vocoder) if chosen == "f5" else None
     if problem:

@@ -25,6 +25,11 @@ INSTALL_HINT = "install it with: sudo apt-get install espeak-ng"
 ESPEAK_OPTIONS = {"speed": OptionSpec("speed", float, 1.0, 0.3, 3.0, "speaking rate (1.0 = 175 words per minute)")}
 
 
+def find_espeak() -> str | None:
+    """The espeak program on the PATH: espeak-ng, else the older espeak (rosdep's ``espeak`` key)."""
+    return shutil.which("espeak-ng") or shutil.which("espeak")
+
+
 class EspeakEngine(Engine):
     """Runs the ``espeak-ng`` program once per text chunk."""
 
@@ -33,7 +38,7 @@ class EspeakEngine(Engine):
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         super().__init__(config)
-        program = shutil.which("espeak-ng") or shutil.which("espeak")
+        program = find_espeak()
         if program is None:
             raise EngineError(f"espeak-ng is not installed; {INSTALL_HINT}")
         self.program = program
