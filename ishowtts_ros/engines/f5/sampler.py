@@ -68,6 +68,11 @@ class SampleRequest:
     seed: int | None = None
 
 
+#: Captured loops kept at most (about four NFEs' worth of length buckets): shapes beyond it run uncaptured, so
+#: sliding ``nfe_step`` through its range in rqt cannot fill the GPU memory the robot shares.
+MAX_CAPTURED_LOOPS = 64
+
+
 class _Schedule(NamedTuple):
     """What a time grid fixes for every request: see :meth:`FlowSampler._schedule`."""
 
@@ -304,6 +309,11 @@ class FlowSampler:
         """Capture one loop that ran uncaptured (the GPU worker calls this when idle); True when one was."""
         while self._wanted_steps and not self._deferred:
             self._defer_shapes_at(*self._wanted_steps.popleft())
+        if self._deferred and len(self._captured) >= MAX_CAPTURED_LOOPS:
+            LOG.warning(
+                "%d loops captured already: %d new shapes stay uncaptured", MAX_CAPTURED_LOOPS, len(self._deferred)
+            )
+            self._deferred.clear()
         if not self._deferred:
             return False
         (batch, frames, steps, use_cfg), example = self._deferred.popitem()
@@ -311,7 +321,9 @@ class FlowSampler:
         return True
 
     def prepare_steps(self, steps: int, sway_sampling_coef: float | None) -> None:
-        """Capture every shape already captured at ``steps`` too, when the worker is idle (an NFE set live)."""
+        """Capture every shape already captured at ``steps`` too, when the worker is idle (an NFE set live); an
+        NFE set again before its turn came replaces the earlier one (rqt's slider sends every value it passes)."""
+        self._wanted_steps.clear()
         self._wanted_steps.append((steps, sway_sampling_coef))
 
     def _defer_shapes_at(self, steps: int, sway_sampling_coef: float | None) -> None:
