@@ -15,7 +15,7 @@ if [ -z "$python" ]; then
   exit 0
 fi
 venv=".venv-jetpack-$torch_version"
-lane_venv "$python" "$venv" requirements-jetpack.txt constraints/jetpack.txt \
+lane_venv_or_skip "JetPack lane (torch $torch_version)" "$python" "$venv" requirements-jetpack.txt constraints/jetpack.txt \
   "torch==$torch_version" "torchaudio==$torch_version"
 echo "JetPack lane: $("$venv/bin/python" -c 'import sys, torch, importlib.util as u; t = u.find_spec("triton") and __import__("triton").__version__; print(f"Python {sys.version.split()[0]}, torch {torch.__version__}, Triton {t}")')"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider test/unit test/engine "${@:2}"

@@ -13,7 +13,7 @@ if [ -z "$python" ]; then
   exit 0
 fi
 venv=".venv-$distro"
-lane_venv "$python" "$venv" "requirements-$distro.txt" "constraints/$distro.txt"
+lane_venv_or_skip "$distro lane" "$python" "$venv" "requirements-$distro.txt" "constraints/$distro.txt"
 echo "$distro lane: $("$venv/bin/python" -c 'import sys, rclpy, importlib.metadata as m; print(f"Python {sys.version.split()[0]}, rclpy", m.version("ros-rclpy"))')"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider test/ros/test_node.py test/ros/test_say_action.py \
   test/ros/test_reliability.py test/ros/test_player.py test/wyoming/test_wyoming.py -m ros "${@:3}"

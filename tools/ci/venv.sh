@@ -9,8 +9,25 @@ find_python() {
   done
 }
 
+# pip_install VENV ARGS...: pip install, quiet, retried: a lane downloads several GB of torch and CUDA wheels, and
+# a dropped connection must not fail CI. Returns non-zero only when all three attempts failed.
+pip_install() {
+  local venv=$1 attempt
+  shift
+  for attempt in 1 2 3; do
+    if "$venv/bin/python" -m pip install -q --retries 10 --timeout 120 "$@" 2>&1 | grep -v "is ignored: it is neither"; \
+       [ "${PIPESTATUS[0]}" -eq 0 ]; then
+      return 0
+    fi
+    echo "pip install failed (attempt $attempt of 3)"
+    sleep $((attempt * 10))
+  done
+  return 1
+}
+
 # lane_venv PYTHON VENV REQUIREMENTS CONSTRAINTS [EXTRA_REQUIREMENT...]: the venv with this package installed
-# editable and ishowtts_interfaces built into it; rebuilt when the requirements or constraints change.
+# editable and ishowtts_interfaces built into it; rebuilt when the requirements or constraints change. Returns 3
+# when the packages could not be downloaded (the lane then says so and is skipped).
 lane_venv() {
   local python=$1 venv=$2 requirements=$3 constraints=$4
   shift 4
@@ -18,11 +35,24 @@ lane_venv() {
   if [ ! -f "$stamp" ] || [ "$constraints" -nt "$stamp" ] || [ "$requirements" -nt "$stamp" ]; then
     echo "building $venv with $python $*"
     rm -rf "$venv"
-    "$python" -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q -c "$constraints" -r "$requirements" "$@"
-    "$venv/bin/python" -m pip install -q --no-deps -e .
+    "$python" -m venv "$venv" || return 1
+    pip_install "$venv" --upgrade pip || return 3
+    pip_install "$venv" -c "$constraints" -r "$requirements" "$@" || return 3
+    "$venv/bin/python" -m pip install -q --no-deps -e . || return 1
     touch "$stamp"
   fi
-  tools/build_interfaces.sh "$venv"
+  tools/build_interfaces.sh "$venv" || return 1
+}
+
+# lane_venv_or_skip LANE ARGS...: lane_venv, or, when its packages cannot be downloaded, a line saying the lane is
+# skipped and why, and exit 0 (a network failure is not a test failure; the lane's tests have not run).
+lane_venv_or_skip() {
+  local lane=$1 status=0
+  shift
+  lane_venv "$@" || status=$?
+  if [ "$status" -eq 3 ]; then
+    echo "$lane skipped: its packages could not be downloaded after 3 attempts (network); its tests did not run"
+    exit 0
+  fi
+  return "$status"
 }
