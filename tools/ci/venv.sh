@@ -27,7 +27,7 @@ pip_install() {
 
 # lane_venv PYTHON VENV REQUIREMENTS CONSTRAINTS [EXTRA_REQUIREMENT...]: the venv with this package installed
 # editable and ishowtts_interfaces built into it; rebuilt when the requirements or constraints change. Returns 3
-# when the packages could not be downloaded (the lane then says so and is skipped).
+# when the packages could not be installed (the lane then says so and is skipped).
 lane_venv() {
   local python=$1 venv=$2 requirements=$3 constraints=$4
   shift 4
@@ -44,14 +44,15 @@ lane_venv() {
   tools/build_interfaces.sh "$venv" || return 1
 }
 
-# lane_venv_or_skip LANE ARGS...: lane_venv, or, when its packages cannot be downloaded, a line saying the lane is
-# skipped and why, and exit 0 (a network failure is not a test failure; the lane's tests have not run).
+# lane_venv_or_skip LANE ARGS...: lane_venv, or, when its packages cannot be installed, a line saying the lane is
+# skipped and why, and exit 0 (a dropped download or a full disk is not a test failure; the lane's tests have not run).
 lane_venv_or_skip() {
   local lane=$1 status=0
   shift
   lane_venv "$@" || status=$?
   if [ "$status" -eq 3 ]; then
-    echo "$lane skipped: its packages could not be downloaded after 3 attempts (network); its tests did not run"
+    echo "$lane skipped: its packages could not be installed after 3 attempts (network or disk, see pip above);" \
+      "its tests did not run"
     exit 0
   fi
   return "$status"
