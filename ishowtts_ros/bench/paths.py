@@ -1,11 +1,12 @@
 """``python -m ishowtts_ros.bench.paths``: the engine's paths side by side in one process on a CUDA GPU, and the
 cost of tuning it live.
 
-- Default against the paths a Jetson Orin takes (masked SDPA on the memory-efficient kernel only, cuDNN positional
-  conv, with and without torch.compile, Vocos in fp16 or fp32): RTF and time to first audio on the medium text at
-  NFE 8, warm-up time and peak GPU memory of each.
-- Live tuning on the default engine: the first request after ``nfe_step`` 8 -> 12 and after a switch to another voice,
-  against the steady time of the same request.
+- Default against the paths a Jetson Orin takes (no cuDNN attention: the log-sum-exp path on FlashAttention-2; with
+  a torch built without flash attention, the masked SDPA on the memory-efficient kernel; cuDNN positional conv and
+  no compile without Triton; Vocos in fp16 or fp32): RTF and time to first audio on the medium text at NFE 8,
+  warm-up and compile time and peak GPU memory of each.
+- Live tuning on the default engine: the first request after ``nfe_step`` 8 -> 12, 8 -> 32, sway -1 -> 0 and after a
+  switch to another voice, against the steady time of the same request.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import torch
 
-from ishowtts_ros.bench.workloads import TEXTS, engine_runner, sync
+from ishowtts_ros.bench.workloads import TEXTS, engine_runner
 from ishowtts_ros.engines.f5.engine import F5Engine
 from ishowtts_ros.engines.f5.models import load_models
 from ishowtts_ros.engines.f5.options import F5Config
@@ -35,9 +36,17 @@ PATHS: dict[str, tuple[dict[str, Any], tuple[str, ...] | None]] = {
     "masked_sdpa": ({"attention": "sdpa"}, None),
     "masked_sdpa_efficient": ({"attention": "sdpa"}, ("efficient", "math")),
     "cudnn_conv": ({"position_conv": "cudnn"}, None),
-    "orin": ({"attention": "sdpa", "position_conv": "cudnn"}, ("efficient", "math")),
-    "orin_no_compile": ({"attention": "sdpa", "position_conv": "cudnn", "compile": False}, ("efficient", "math")),
-    "orin_fp32_vocos": (
+    # What an Orin runs: no cuDNN attention (sm 8.7), so the log-sum-exp path on FlashAttention-2 ...
+    "orin": ({}, ("flash", "efficient", "math")),
+    # ... and without Triton (no compile, cuDNN positional conv).
+    "orin_no_triton": ({"position_conv": "cudnn", "compile": False}, ("flash", "efficient", "math")),
+    # A JetPack torch built without flash attention: the masked SDPA on the memory-efficient kernel.
+    "orin_efficient": ({"attention": "sdpa", "position_conv": "cudnn"}, ("efficient", "math")),
+    "orin_efficient_no_compile": (
+        {"attention": "sdpa", "position_conv": "cudnn", "compile": False},
+        ("efficient", "math"),
+    ),
+    "orin_efficient_fp32_vocos": (
         {"attention": "sdpa", "position_conv": "cudnn", "vocoder_precision": "fp32"},
         ("efficient", "math"),
     ),
@@ -70,9 +79,10 @@ def measure_path(models: tuple[Any, Any], overrides: dict[str, Any], reps: int) 
     torch.cuda.reset_peak_memory_stats()
     engine = F5Engine(config, models=(copy.deepcopy(models[0]), copy.deepcopy(models[1])))
     started = time.perf_counter()
-    engine.warmup()
-    sync(engine.device)
+    engine.warmup()  # synchronises the device before its background compile starts
     warmup_s = time.perf_counter() - started
+    engine.wait_compiled()
+    compiled_s = time.perf_counter() - started
     run = engine_runner(engine)
     for _ in range(2):
         run(TEXTS["medium"], 8)
@@ -81,6 +91,7 @@ def measure_path(models: tuple[Any, Any], overrides: dict[str, Any], reps: int) 
         "rtf": statistics.median(r[0] / r[1] for r in runs),
         "ttfa_ms": 1e3 * statistics.median(r[2] for r in runs),
         "warmup_s": warmup_s,
+        "compiled_s": compiled_s,
         "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
         "describe": engine.describe(),
     }
@@ -91,14 +102,14 @@ def measure_path(models: tuple[Any, Any], overrides: dict[str, Any], reps: int) 
 
 
 def live_tuning(engine: F5Engine, reps: int) -> dict[str, Any]:
-    """First and second request after an NFE change and after a voice switch, against the steady time; the GPU
-    worker is left idle for a moment between changes, as between a robot's sentences."""
+    """The first request at once after an NFE or sway change and after a voice switch, against the steady time of
+    the same request."""
 
-    def timed(nfe: int, voice: str | None = None, text: str = TEXTS["medium"]) -> float:
+    def timed(nfe: int, voice: str | None = None, text: str = TEXTS["medium"], sway: float = -1.0) -> float:
         # No device-wide synchronize here: the GPU worker may be capturing a graph meanwhile, which a device sync
         # from another thread would break. The last chunk's audio is on the host when the loop ends.
         started = time.perf_counter()
-        for _ in engine.synthesize(text, voice, {"nfe_step": nfe, "seed": 0}):
+        for _ in engine.synthesize(text, voice, {"nfe_step": nfe, "seed": 0, "sway_sampling_coef": sway}):
             pass
         return time.perf_counter() - started
 
@@ -107,14 +118,12 @@ def live_tuning(engine: F5Engine, reps: int) -> dict[str, Any]:
     novel = [f"Item {i}: the robot has checked {7 * i + 3} boxes in aisle {i + 2} and found nothing." for i in range(6)]
     novel_s = [timed(8, text=text) for text in novel]
     repeated_s = [timed(8, text=text) for text in novel]
-    engine.prepare({"nfe_step": 12})  # as the node does when rqt sets nfe_step
     first12, second12 = timed(12), timed(12)
-    time.sleep(3.0)  # idle: the NFE 12 loops are captured meanwhile
     steady12 = statistics.median(timed(12) for _ in range(reps))
-    engine.prepare({"nfe_step": 16})
-    time.sleep(8.0)  # a robot's next sentence, seconds after the change
-    first16 = timed(16)
-    steady16 = statistics.median(timed(16) for _ in range(reps))
+    first32 = timed(32)
+    steady32 = statistics.median(timed(32) for _ in range(reps))
+    first_sway = timed(8, sway=0.0)
+    steady_sway = statistics.median(timed(8, sway=0.0) for _ in range(reps))
     other = next(name for name in engine.registry.names() if name != engine.registry.default)
     first_voice, second_voice = timed(8, other), timed(8, other)
     steady_voice = statistics.median(timed(8, other) for _ in range(reps))
@@ -123,11 +132,13 @@ def live_tuning(engine: F5Engine, reps: int) -> dict[str, Any]:
         "novel_texts_median_s": statistics.median(novel_s),
         "same_texts_again_median_s": statistics.median(repeated_s),
         "nfe12_at_once": {"first_s": first12, "second_s": second12, "steady_s": steady12},
-        "nfe16_after_8s": {"first_s": first16, "steady_s": steady16},
+        "nfe32_at_once": {"first_s": first32, "steady_s": steady32},
+        "sway0_at_once": {"first_s": first_sway, "steady_s": steady_sway},
         "voice": {"name": other, "first_s": first_voice, "second_s": second_voice, "steady_s": steady_voice},
         "first_over_steady": {
             "nfe12_at_once": first12 / steady12,
-            "nfe16_after_8s": first16 / steady16,
+            "nfe32_at_once": first32 / steady32,
+            "sway0_at_once": first_sway / steady_sway,
             "voice": first_voice / steady_voice,
         },
     }

@@ -252,10 +252,6 @@ class Engine(ABC):
     def release_memory(self) -> None:
         """Give cached accelerator memory back (after an out-of-memory error)."""
 
-    def prepare(self, options: Mapping[str, Any]) -> None:
-        """Get ready, in the background, for requests with ``options`` (the node calls this when a parameter such
-        as ``nfe_step`` changes live), so the first such request does not pay for it."""
-
     def synthesize_all(
         self,
         text: str,

@@ -117,7 +117,6 @@ class TtsClient:
         self._get_parameters: Any = self.node.create_client(GetParameters, f"{self.target}/get_parameters")
         self._set_parameters: Any = self.node.create_client(SetParameters, f"{self.target}/set_parameters")
         self._say_client: Any = ActionClient(self.node, Say, "tts/say")
-        self._feedback_matched = False
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
         self._spinner = threading.Thread(target=self._executor.spin, daemon=True)
@@ -223,24 +222,26 @@ class TtsClient:
         return SayGoal(self, handle, bytes(handle.goal_id.uuid).hex(), feedback, sent)
 
     def _wait_feedback_matched(self, timeout: float) -> None:
-        """Feedback is a volatile topic: before the first goal, wait for the node's feedback publisher (and, on
-        Humble, which cannot tell a match, a settling pause) so early feedback is not lost."""
-        if self._feedback_matched:
-            return
+        """Feedback is a volatile topic, and the action client's feedback subscription cannot say when it is
+        matched: before the first goal, wait for the node's feedback publisher to settle in the graph so early
+        feedback is not lost."""
         topic = f"{self.namespace}/tts/say/_action/feedback"
-        self.wait_for(lambda: self.node.count_publishers(topic) > 0, timeout, f"a publisher on {topic}")
-        time.sleep(HUMBLE_MATCH_SETTLE_SECONDS)
-        self._feedback_matched = True
+        self.wait_for(lambda: self._settled_in_graph(topic), timeout, f"a publisher on {topic}")
 
     def _matched(self, subscription: Any) -> bool:
-        """Whether a publisher is matched to ``subscription``: exact where rclpy can say (Jazzy on); on Humble the
-        graph shows the publisher, and the match follows within moments: a settling pause bridges that."""
+        """Whether a publisher is matched to ``subscription``: exact where rclpy can say (Jazzy on), else from the
+        graph (Humble)."""
         if hasattr(subscription, "get_publisher_count"):
             return subscription.get_publisher_count() > 0
-        if self.node.count_publishers(subscription.topic_name) == 0:
+        return self._settled_in_graph(subscription.topic_name)
+
+    def _settled_in_graph(self, topic: str) -> bool:
+        """Whether the graph shows a publisher on ``topic``; the first time it does, after a settling pause: the
+        match follows the graph within moments."""
+        if self.node.count_publishers(topic) == 0:
             return False
-        if subscription.topic_name not in self._seen_in_graph:
-            self._seen_in_graph.add(subscription.topic_name)
+        if topic not in self._seen_in_graph:
+            self._seen_in_graph.add(topic)
             time.sleep(HUMBLE_MATCH_SETTLE_SECONDS)
         return True
 

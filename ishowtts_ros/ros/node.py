@@ -201,8 +201,6 @@ class TtsNode(Node):
                     player.close()
             elif parameter.name == "volume" and self.speech.player is not None:
                 self.speech.player.volume = parameter.value
-            elif parameter.name in ("nfe_step", "sway_sampling_coef") and self.engine is not None:
-                self.engine.prepare({**self.current_options(), parameter.name: parameter.value})
             self.get_logger().info(f"{parameter.name} = {parameter.value!r} (applies from the next utterance)")
 
     def current_options(self) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def test_lse_corrected_attention_equals_attention_over_real_keys(padding):
 
 
 def test_channels_last_position_conv_equals_upstream(models):
-    """The captured loops' positional conv computes upstream's ConvPositionEmbedding, padding masked the same way."""
+    """The captured graphs' positional conv computes upstream's ConvPositionEmbedding, padding masked the same way."""
     upstream, _, _ = models
     module = copy.deepcopy(upstream.transformer.input_embed.conv_pos_embed).float()
     torch.manual_seed(2)

@@ -4,7 +4,6 @@ NaN or Inf. Runs the tiny model on the CPU here; on a GPU the same check runs on
 from __future__ import annotations
 
 import copy
-import time
 
 import numpy as np
 import pytest
@@ -56,42 +55,74 @@ def test_half_precisions_track_fp32_on_gpu_full_model():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("attention", ["lse", "sdpa", "varlen"])
-def test_graph_bucketed_path_matches_exact_path_on_gpu(attention):
-    """Padding to a bucket, keeping the padding out of attention each way, inside a CUDA graph computes what the
-    exact eager path computes."""
-    if attention == "lse" and torch.cuda.get_device_capability() < (9, 0):
+@pytest.mark.parametrize(
+    ("attention", "lse_kernel"), [("lse", "cudnn"), ("lse", "flash"), ("sdpa", ""), ("varlen", "")]
+)
+def test_graph_bucketed_path_matches_exact_path_on_gpu(attention, lse_kernel):
+    """Padding to a bucket, keeping the padding out of attention each way (the log-sum-exp path on cuDNN's flash
+    kernel and on FlashAttention-2, an Orin's), inside a CUDA graph computes what the exact eager path computes."""
+    if lse_kernel == "cudnn" and torch.cuda.get_device_capability() < (9, 0):
         pytest.skip("cuDNN flash attention (lse) needs Hopper or newer")
     cfm, vocoder = random_models("F5TTS_v1_Base", seed=11)
-    graphed, exact = (
-        F5Engine(
-            F5Config(device="cuda", precision="fp16", compile=False, cuda_graphs=graphs, attention=attention),
-            models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)),
+    cudnn_attention = torch.backends.cuda.cudnn_sdp_enabled()
+    torch.backends.cuda.enable_cudnn_sdp(lse_kernel != "flash")  # without it, lse takes FlashAttention-2
+    try:
+        graphed, exact = (
+            F5Engine(
+                F5Config(device="cuda", precision="fp16", compile=False, cuda_graphs=graphs, attention=attention),
+                models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)),
+            )
+            for graphs in (True, False)
         )
-        for graphs in (True, False)
-    )
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(cudnn_attention)
     assert graphed.sampler.graphs and not exact.sampler.graphs
+    if lse_kernel:
+        assert graphed.describe()["attention_kernel"].startswith(("cudnn", "flash-attention-2")[lse_kernel == "flash"])
     assert mel_relative_error(graphed, exact, TEXT, nfe=8, seed=4) <= QUALITY_TOLERANCE / 4
     assert graphed.sampler.captured_shapes
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_a_new_nfe_is_served_uncaptured_at_once_then_captured_when_idle_with_the_same_audio():
-    """Live tuning: the first request at an NFE the warm-up did not capture runs the same bucketed kernels without
-    a graph (no capture on its path); the worker captures that loop once idle, and replays give the same mel."""
+def test_every_nfe_and_sway_replays_the_graphs_captured_at_warm_up():
+    """Live tuning: the graphs hold one flow step, so a new NFE or sway from rqt replays the warm-up's graphs (no
+    capture, no new shape) and still computes what the exact eager path computes for that time grid."""
     cfm, vocoder = random_models("F5TTS_v1_Base", seed=11)
-    engine = F5Engine(F5Config(device="cuda", precision="fp16", compile=False), models=(cfm, vocoder))
+    graphed, exact = (
+        F5Engine(
+            F5Config(device="cuda", precision="fp16", compile=False, cuda_graphs=graphs),
+            models=(copy.deepcopy(cfm), copy.deepcopy(vocoder)),
+        )
+        for graphs in (True, False)
+    )
+    graphed.warmup()  # every bucket up to 22 s: nothing is left for the worker's idle captures
+    shapes = graphed.sampler.captured_shapes
+    for nfe, sway in ((8, -1.0), (12, -1.0), (5, 0.0), (32, 0.5)):
+        error = mel_relative_error(graphed, exact, TEXT, nfe=nfe, seed=4, sway=sway)
+        assert error <= QUALITY_TOLERANCE / 4, f"NFE {nfe}, sway {sway}: {error:.3e}"
+    assert graphed.sampler.captured_shapes == shapes
+    graphed.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_engine_serves_before_compiling_and_recaptures_every_graph_compiled_in_the_background():
+    """Start-up: ready once graphs without compile are captured; compilation then runs beside the worker, says how
+    far it is, and swaps each graph for a compiled one with the same audio."""
+    cfm, vocoder = random_models("F5TTS_v1_Base", seed=11)
+    engine = F5Engine(F5Config(device="cuda", precision="fp16"), models=(cfm, vocoder))
+    assert engine.compiled and engine.describe()["compile_progress"] == "in the background after warm-up"
     engine.warmup(max_seconds=6)
-    assert all(steps == 8 for _, _, steps, _ in engine.sampler.captured_shapes)
-    first = engine.synthesize_all(TEXT, options={"nfe_step": 12, "seed": 4}).samples
-    deadline = time.monotonic() + 60
-    while not any(steps == 12 for _, _, steps, _ in engine.sampler.captured_shapes):
-        assert time.monotonic() < deadline, "the NFE 12 loop was never captured"
-        time.sleep(0.05)
-    replayed = engine.synthesize_all(TEXT, options={"nfe_step": 12, "seed": 4}).samples
-    assert replayed.shape == first.shape
-    assert float(np.linalg.norm(replayed - first) / np.linalg.norm(first)) <= QUALITY_TOLERANCE / 4
+    served = engine.synthesize_all(TEXT, options={"seed": 4}).samples  # while compiling, or just after
+    progress = engine.describe()["compile_progress"]
+    assert progress.startswith(("started in the background", "in the background:", "done in")), progress
+    assert engine.wait_compiled(timeout=900)
+    assert engine.describe()["compile_progress"].startswith("done in"), engine.describe()
+    assert not engine.sampler.compile_pending
+    compiled = engine.synthesize_all(TEXT, options={"seed": 4}).samples
+    assert compiled.shape == served.shape
+    assert float(np.linalg.norm(compiled - served) / np.linalg.norm(served)) <= QUALITY_TOLERANCE / 4
     engine.close()
 
 

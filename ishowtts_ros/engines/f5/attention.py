@@ -1,9 +1,9 @@
 """Attention for upstream's DiT blocks: a processor with a fused QKV projection, the rotary table computed once per
 length, and three ways to keep padded keys out of attention when frames are bucketed:
 
-- ``lse`` (Hopper and newer): padded keys and values are zeroed, cuDNN's unmasked flash attention runs, and each
-  output is rescaled by the softmax mass of the real keys, known from the returned log-sum-exp (each zero key adds
-  exactly exp(0) = 1);
+- ``lse``: padded keys and values are zeroed, an unmasked flash kernel runs (cuDNN's on Hopper and newer,
+  FlashAttention-2 on Ampere and Ada, an Orin's sm 8.7 among them), and each output is rescaled by the softmax mass
+  of the real keys, known from the returned log-sum-exp (each zero key adds exactly exp(0) = 1);
 - ``sdpa``: an additive key mask (PyTorch picks the kernel);
 - ``varlen``: flash varlen with each row's padding as its own sequence (torch >= 2.9).
 """
@@ -31,6 +31,7 @@ class PaddedLayout(NamedTuple):
     max_len: int
     bias: torch.Tensor | None = None  # dtype [rows, 1, 1, frames]: 0 for real keys, -inf for padding
     padding: torch.Tensor | None = None  # float32 [rows, 1, 1, 1]: number of padded frames of each row
+    lse_kernel: str = "cudnn"  # with ``padding``: the kernel that returns the log-sum-exp (see :func:`lse_kernel`)
 
 
 class RotaryTable(NamedTuple):
@@ -149,27 +150,67 @@ def lse_corrected_attention(
     keep = layout.tokens[:, None, :, None]
     batch, heads, length, head_dim = query.shape
     key, value, scale = key * keep, value * keep, head_dim**-0.5
-    if query.device.type == "cuda":
-        attention = torch.ops.aten._scaled_dot_product_cudnn_attention
-        out, lse = attention(query, key, value, None, True, 0.0, False, False, scale=scale)[:2]
-    else:  # the same correction on the CPU kernel, so it is testable without a GPU
-        attention = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-        out, lse = attention(query, key, value, 0.0, False, scale=scale)
+    out, lse = flash_with_lse(query, key, value, scale, layout.lse_kernel)
     real_share = 1.0 - layout.padding * torch.exp(-lse.float().reshape(batch, heads, length, 1))
     return (out.float() / real_share.clamp_min(1e-6)).to(query.dtype)
 
 
-def attention_kind(requested: str, device: torch.device) -> str:
-    """``auto`` picks the log-sum-exp correction where cuDNN's flash attention runs (Hopper and newer)."""
+def flash_with_lse(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, kernel: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unmasked attention ([B, H, L, D]) and its log-sum-exp from ``kernel`` (cudnn or flash; on the CPU its own)."""
+    if query.device.type != "cuda":
+        kernel = "cpu"
+    if kernel == "cudnn":
+        attention = torch.ops.aten._scaled_dot_product_cudnn_attention
+        return attention(query, key, value, None, True, 0.0, False, False, scale=scale)[:2]
+    if kernel == "flash":
+        attention = torch.ops.aten._scaled_dot_product_flash_attention
+        return attention(query, key, value, 0.0, False, False, scale=scale)[:2]
+    # The same correction on the CPU kernel, so it is testable without a GPU.
+    return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(query, key, value, 0.0, False, scale=scale)
+
+
+def lse_kernel(device: torch.device, dtype: torch.dtype) -> str | None:
+    """The kernel the ``lse`` path runs here: cuDNN's flash attention on Hopper and newer (the fastest there),
+    else FlashAttention-2 on sm 8.0+ (Ampere, an Orin's 8.7, Ada), each only where this torch build runs it and
+    PyTorch's switch for it (``torch.backends.cuda.enable_*_sdp``) is on; ``None`` where neither runs."""
+    if device.type != "cuda":
+        return "cpu"
+    capability = torch.cuda.get_device_capability(device)
+    candidates = []
+    if capability >= (9, 0) and torch.backends.cuda.cudnn_sdp_enabled():
+        candidates.append("cudnn")
+    if capability >= (8, 0) and torch.backends.cuda.flash_sdp_enabled() and dtype in (torch.float16, torch.bfloat16):
+        candidates.append("flash")
+    return next((kernel for kernel in candidates if _kernel_runs(kernel, device, dtype)), None)
+
+
+def _kernel_runs(kernel: str, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``kernel`` runs on a tiny input here (JetPack's torch builds may leave a kernel out)."""
+    query = torch.zeros(1, 1, 128, 64, device=device, dtype=dtype)
+    try:
+        lse = flash_with_lse(query, query, query, 0.125, kernel)[1]
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return False
+    return bool(torch.isfinite(lse).all())
+
+
+def attention_kind(requested: str, device: torch.device, dtype: torch.dtype = torch.float16) -> str:
+    """``auto`` picks the log-sum-exp correction where a flash kernel that returns it runs (:func:`lse_kernel`),
+    else the masked SDPA; a kind that cannot run here is refused when the engine is built."""
     if requested not in ATTENTION_KINDS:
         raise ValueError(f"attention must be one of {', '.join(ATTENTION_KINDS)}, not {requested!r}")
     if requested == "varlen" and importlib.util.find_spec("torch.nn.attention.varlen") is None:
         raise EngineError(f"attention 'varlen' needs torch >= 2.9 (this is {torch.__version__}): use auto, lse or sdpa")
+    if requested == "lse" and lse_kernel(device, dtype) is None:
+        raise EngineError(
+            "attention 'lse' needs cuDNN flash attention (sm 9.0+) or FlashAttention-2 (sm 8.0+, fp16/bf16) in this "
+            "torch build: use auto or sdpa"
+        )
     if requested != "auto":
         return requested
-    hopper = device.type == "cuda" and torch.cuda.get_device_capability(device) >= (9, 0)
-    has_cudnn_attention = hasattr(torch.ops.aten, "_scaled_dot_product_cudnn_attention")
-    return "lse" if hopper and has_cudnn_attention else "sdpa"
+    return "lse" if device.type == "cuda" and lse_kernel(device, dtype) is not None else "sdpa"
 
 
 def sdpa_kernel(kind: str, dit: Any, device: torch.device, dtype: torch.dtype) -> str:
@@ -177,7 +218,8 @@ def sdpa_kernel(kind: str, dit: Any, device: torch.device, dtype: torch.dtype) -
     ``varlen`` call theirs directly; for ``sdpa`` (an additive key mask) it is PyTorch's own dispatch decision,
     asked with the model's head shape (on Ampere without cuDNN attention: the memory-efficient kernel)."""
     if kind == "lse":
-        return "cudnn flash (log-sum-exp corrected)" if device.type == "cuda" else "cpu flash (log-sum-exp corrected)"
+        names = {"cudnn": "cudnn flash", "flash": "flash-attention-2", "cpu": "cpu flash"}
+        return f"{names[lse_kernel(device, dtype) or 'cpu']} (log-sum-exp corrected)"
     if kind == "varlen":
         return "flash varlen"
     attn = dit.transformer_blocks[0].attn

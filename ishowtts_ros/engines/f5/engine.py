@@ -8,11 +8,13 @@ and each chunk's audio comes back through pinned memory, so the GPU never waits 
 
 from __future__ import annotations
 
+import atexit
 import copy
 import importlib
 import importlib.util
 import logging
 import math
+import sys
 import threading
 import time
 from collections import deque
@@ -37,6 +39,10 @@ from ishowtts_ros.engines.f5.reference import HOP_LENGTH, SAMPLE_RATE, TARGET_RM
 from ishowtts_ros.engines.f5.sampler import FlowSampler, SampleRequest, without_cudnn
 
 LOG = logging.getLogger(__name__)
+
+#: The GIL switch interval while compiling in the background (s): the worker serving requests meanwhile gets the
+#: GIL back within this long.
+COMPILE_SWITCH_INTERVAL = 2e-4
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -119,6 +125,13 @@ def runtime_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "triton": triton, "cudnn": str(cudnn or "n/a"), "cuda": cuda}
 
 
+def _finish_compiling(stop: threading.Event, compiler: threading.Thread) -> None:
+    """At interpreter exit: let a background compile end its current shape (Python would otherwise kill the
+    thread inside Inductor, and the C++ runtime abort the process)."""
+    stop.set()
+    compiler.join(timeout=60.0)
+
+
 class F5Engine(Engine):
     """F5-TTS (DiT flow matching + Vocos) with a speed-optimised sampler."""
 
@@ -141,7 +154,7 @@ class F5Engine(Engine):
             LOG.warning("torch.compile is off: %s", self.compile_note)
         self.compile_cache = persistent_compile_cache() if self.compiled else ""
         started = time.perf_counter()
-        cfm, vocoder = models if models is not None else load_models(settings.checkpoint, settings.vocoder)
+        cfm, vocoder = models if models is not None else load_models(settings.checkpoint, settings.vocoder, self.device)
         graphs = settings.cuda_graphs if settings.cuda_graphs is not None else self.device.type == "cuda"
         self.sampler = FlowSampler(
             cfm,
@@ -164,8 +177,16 @@ class F5Engine(Engine):
         self.sampler.capture_thread = self.scheduler.worker
         self._references = ReferenceCache(self._mel)
         self.vocoder_precision = self._choose_vocoder_precision(settings.vocoder_precision)
-        if self.compiled:
+        #: Where compilation stands (``describe()``, the node's diagnostics): with graphs it runs in the background
+        #: after warm-up, and until it ends the engine serves CUDA graphs without compile.
+        self.compile_progress = "off"
+        if self.compiled and self.sampler.compile_pending:
+            self.compile_progress = "in the background after warm-up"
+        elif self.compiled:
+            self.compile_progress = "at warm-up"
             self._decode = torch.compile(self._vocos_decode, dynamic=True)
+        self._compile_stop = threading.Event()
+        self._compiler: threading.Thread | None = None
         self.load_seconds = time.perf_counter() - started
         LOG.info("f5 engine on %s (%s) loaded in %.1f s: %s", self.device, self.precision, self.load_seconds,
                  ", ".join(f"{key} {value}" for key, value in self.describe().items()))  # fmt: skip
@@ -185,6 +206,7 @@ class F5Engine(Engine):
             "precision": self.precision,
             "compiled": self.compiled,
             "compile_note": self.compile_note,
+            "compile_progress": self.compile_progress,
             "compile_cache": self.compile_cache,
             "cuda_graphs": self.sampler.graphs,
             "attention": self.sampler.attention,
@@ -196,21 +218,70 @@ class F5Engine(Engine):
         }
 
     def warmup(self, max_seconds: float = 22.0) -> None:
-        """Compile, and capture the CUDA graphs of every length bucket a chunk of any voice can need at the default
-        NFE (from the shortest reference clip up to ``max_seconds``), so no request, and no voice switch, pays for
-        it later; shapes met afterwards (another NFE) are captured when the GPU is idle. If compiling fails here (a
-        broken Triton or C++ toolchain), the engine warms up again without it: slower, never dead."""
+        """Capture the CUDA graph of every length bucket a chunk of any voice can need (from the shortest reference
+        clip up to ``max_seconds``; the graphs serve every NFE), so no request, and no voice switch, pays for it
+        later; shapes met afterwards are captured when the GPU is idle. With graphs, the engine is ready once they
+        are captured without compile (seconds), and compiles in the background (:meth:`wait_compiled`). Without
+        graphs it compiles here. If compiling fails (a broken Triton or C++ toolchain), the engine goes on
+        without it: slower, never dead."""
         try:
             self._warm(max_seconds)
         except Exception as exc:
-            if not self.compiled:
+            if not self.compiled or self.sampler.compile_pending:
                 raise
             self._stop_compiling(f"it failed at warm-up ({root_cause(exc)})")
             self._warm(max_seconds)
+        if self.compiled and self.sampler.compile_pending and self._compiler is None:
+            self.compile_progress = "started in the background; serving CUDA graphs without compile meanwhile"
+            self._compiler = threading.Thread(target=self._compile_in_background, name="f5-compile", daemon=True)
+            self._compiler.start()
+            atexit.register(_finish_compiling, self._compile_stop, self._compiler)
+
+    def wait_compiled(self, timeout: float | None = None) -> bool:
+        """Wait for the background compile (if any) to end; False if it is still running after ``timeout``."""
+        if self._compiler is not None:
+            self._compiler.join(timeout)
+        return self._compiler is None or not self._compiler.is_alive()
+
+    def _compile_in_background(self) -> None:
+        started = time.perf_counter()
+        # Dynamo traces in Python: with the default 5 ms switch interval, the GPU worker waited up to 5 ms for the
+        # GIL after every graph replay and kernel launch that released it (RTF 0.17 while compiling on an H100).
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(COMPILE_SWITCH_INTERVAL)
+        try:
+            self.sampler.compile_captured(self._compile_stop, self._compile_progressed)
+            if not self._compile_stop.is_set():
+                self._decode = self._compiled_vocos()
+        except Exception as exc:
+            self._stop_compiling(f"it failed in the background ({root_cause(exc)}); CUDA graphs without compile")
+            return
+        finally:
+            sys.setswitchinterval(switch_interval)
+        if self._compile_stop.is_set():
+            self.compile_progress = "stopped: the engine closed"
+            return
+        self.compile_progress = f"done in {time.perf_counter() - started:.1f} s after warm-up"
+        LOG.info("torch.compile %s: compiled CUDA graphs from now on", self.compile_progress)
+
+    def _compile_progressed(self, done: int, total: int) -> None:
+        self.compile_progress = f"in the background: {done}/{total} shapes; serving CUDA graphs without compile"
+
+    @torch.inference_mode()
+    def _compiled_vocos(self) -> Any:
+        """Vocos compiled for any length (on this thread, on a side stream), once it has run on a real mel."""
+        decode = torch.compile(self._vocos_decode, dynamic=True)
+        mel = self.reference(self.registry.get()).cond.float().T[None]
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with self.sampler.capture_lock, torch.cuda.stream(side), without_cudnn():
+            decode(mel)
+            side.synchronize()
+        return decode
 
     def _stop_compiling(self, why: str) -> None:
         LOG.warning("torch.compile is off: %s; running without it", why)
-        self.compiled, self.compile_note = False, why
+        self.compiled, self.compile_note, self.compile_progress = False, why, "failed"
         self.sampler.stop_compiling()
         self._decode = self._vocos_decode
 
@@ -321,15 +392,12 @@ class F5Engine(Engine):
             job.result = self._to_host(wave)
             job.launched.set()
 
-    def prepare(self, options: Mapping[str, Any]) -> None:
-        """With graphs, capture the loops of every prepared length at the new NFE while the GPU is idle."""
-        if self.sampler.graphs:
-            resolved = self.resolve_options(options)
-            self.sampler.prepare_steps(resolved["nfe_step"], resolved["sway_sampling_coef"])
-
     def close(self) -> None:
+        self._compile_stop.set()
         self.sampler.drop_deferred()  # no capture is started while the worker winds down
         self.scheduler.close()
+        if not self.wait_compiled(timeout=30.0):
+            LOG.warning("the background compile is still finishing its current shape")
 
     def release_memory(self) -> None:
         if self.device.type == "cuda":

@@ -1,5 +1,6 @@
-"""Graph mode: frames padded to static length buckets, and the whole NFE loop of a (batch, bucket, NFE, guidance)
-shape captured once as a CUDA graph and replayed, so no Python or kernel-launch cost remains per step."""
+"""Graph mode: frames padded to static length buckets, and one flow step of a (batch, bucket, guidance) shape
+captured once as a CUDA graph, then replayed once per step with that step's modulations copied in. The graphs do
+not depend on the NFE or the sway schedule, so changing either live (rqt) needs no new capture."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ def bucket(frames: int) -> int:
 
 @dataclass
 class LoopInputs:
-    """Everything one sampling loop reads; in graph mode these are copied into a captured graph's buffers."""
+    """Everything one sampling loop reads; in graph mode these are copied into a captured step's buffers."""
 
-    noise: torch.Tensor  # float32 [B, frames, mels]
+    noise: torch.Tensor  # float32 [B, frames, mels]: the flow's state, noise at the start
     context: torch.Tensor  # dtype [rows, frames, dim]: cond/text part of the input projection
     mask: torch.Tensor | PaddedLayout | None
     block_modulations: torch.Tensor  # dtype [steps, depth, 1, 6 * dim]: each block's AdaLN modulation per step
@@ -37,37 +38,37 @@ class LoopInputs:
 LoopFunction = Callable[[LoopInputs, RotaryTable, bool], torch.Tensor]
 
 
-class CapturedLoop:
-    """One NFE loop captured as a CUDA graph for a fixed (batch, frames, steps, guidance) shape.
+def _cloned(inputs: LoopInputs, step: int) -> LoopInputs:
+    """Own copies of ``inputs`` with the time grid cut to its ``step``-th step (the captured graph's buffers)."""
+    mask = inputs.mask
+    assert isinstance(mask, PaddedLayout), "captured steps run on a padded layout"
+    return LoopInputs(
+        noise=inputs.noise.clone(),
+        context=inputs.context.clone(),
+        mask=mask._replace(
+            tokens=mask.tokens.clone(),
+            cu_seqlens=mask.cu_seqlens.clone(),
+            bias=None if mask.bias is None else mask.bias.clone(),
+            padding=None if mask.padding is None else mask.padding.clone(),
+        ),
+        block_modulations=inputs.block_modulations[step : step + 1].clone(),
+        final_modulations=inputs.final_modulations[step : step + 1].clone(),
+        step_sizes=inputs.step_sizes[step : step + 1].clone(),
+        cfg_strength=inputs.cfg_strength.clone(),
+    )
 
-    The modulation tables (up to 8.6 MB at NFE 32) are read from buffers shared by every loop of the same NFE:
-    replays run one at a time on the GPU worker, each after copying in its own request's values."""
 
-    def __init__(
-        self,
-        loop: LoopFunction,
-        rope: RotaryTable,
-        example: LoopInputs,
-        use_cfg: bool,
-        pool: Any,
-        modulations: tuple[torch.Tensor, torch.Tensor],
-    ) -> None:
-        assert isinstance(example.mask, PaddedLayout), "captured loops run on a padded layout"
+class CapturedStep:
+    """One Euler step for a fixed (batch, frames, guidance) shape, captured as a CUDA graph that advances the
+    state buffer in place; :meth:`run` replays it for every step of any time grid."""
+
+    def __init__(self, loop: LoopFunction, rope: RotaryTable, example: LoopInputs, use_cfg: bool, pool: Any) -> None:
         self.rope = rope  # the graph reads it: kept alive with the graph
-        self.static = LoopInputs(
-            noise=example.noise.clone(),
-            context=example.context.clone(),
-            mask=example.mask._replace(
-                tokens=example.mask.tokens.clone(),
-                cu_seqlens=example.mask.cu_seqlens.clone(),
-                bias=None if example.mask.bias is None else example.mask.bias.clone(),
-                padding=None if example.mask.padding is None else example.mask.padding.clone(),
-            ),
-            block_modulations=modulations[0],
-            final_modulations=modulations[1],
-            step_sizes=example.step_sizes.clone(),
-            cfg_strength=example.cfg_strength.clone(),
-        )
+        self.use_cfg = use_cfg
+        #: A request of this shape, kept unchanged (replays only write :attr:`static`): recapturing the shape with
+        #: compiled blocks later warms up on real values, not on buffers a replay may be writing meanwhile.
+        self.example = example
+        self.static = _cloned(example, step=0)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -75,12 +76,13 @@ class CapturedLoop:
                 loop(self.static, rope, use_cfg)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        # Thread-local: CUDA work of other threads (another engine, a tool calling the sampler) neither breaks this
-        # capture nor is refused while it runs; only this thread's capture-unsafe calls are.
+        # Thread-local: CUDA work of other threads (the GPU worker replaying while this is built elsewhere, a tool
+        # calling the sampler) neither breaks this capture nor is refused while it runs.
         with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
-            self.output = loop(self.static, rope, use_cfg)
+            self.static.noise.copy_(loop(self.static, rope, use_cfg))
 
     def run(self, inputs: LoopInputs) -> torch.Tensor:
+        """The final state for ``inputs`` (valid until this graph's next run)."""
         static = self.static
         static.noise.copy_(inputs.noise, non_blocking=True)
         static.context.copy_(inputs.context, non_blocking=True)
@@ -88,9 +90,10 @@ class CapturedLoop:
         for buffer, value in zip(static.mask, inputs.mask, strict=True):
             if isinstance(buffer, torch.Tensor) and isinstance(value, torch.Tensor):
                 buffer.copy_(value, non_blocking=True)
-        static.block_modulations.copy_(inputs.block_modulations, non_blocking=True)
-        static.final_modulations.copy_(inputs.final_modulations, non_blocking=True)
-        static.step_sizes.copy_(inputs.step_sizes, non_blocking=True)
         static.cfg_strength.copy_(inputs.cfg_strength, non_blocking=True)
-        self.graph.replay()
-        return self.output
+        for step in range(inputs.step_sizes.shape[0]):
+            static.block_modulations.copy_(inputs.block_modulations[step : step + 1], non_blocking=True)
+            static.final_modulations.copy_(inputs.final_modulations[step : step + 1], non_blocking=True)
+            static.step_sizes.copy_(inputs.step_sizes[step : step + 1], non_blocking=True)
+            self.graph.replay()
+        return static.noise

@@ -139,26 +139,35 @@ def randomize_(module: nn.Module, seed: int, std: float = 0.02) -> nn.Module:
     """Give every parameter N(0, std) values (a GPT-style init), including the layers upstream zero-initialises
     (AdaLN, output projection), so a random model's output depends on every weight and precision tests are not
     trivially exact, while activations stay in range through all 22 blocks of the full model."""
-    generator = torch.Generator().manual_seed(seed)
+    generators: dict[torch.device, torch.Generator] = {}
     with torch.no_grad():
         for param in module.parameters():
-            param.copy_(torch.randn(param.shape, generator=generator) * std)
+            generator = generators.setdefault(param.device, torch.Generator(param.device).manual_seed(seed))
+            param.copy_(torch.randn(param.shape, generator=generator, device=param.device) * std)
     return module
 
 
-def random_models(arch: str, seed: int = 0) -> tuple[UpstreamModule, UpstreamModule]:
-    """Random-init CFM and Vocos (``tiny`` or a full upstream architecture)."""
+def random_models(
+    arch: str, seed: int = 0, device: torch.device | str = "cpu"
+) -> tuple[UpstreamModule, UpstreamModule]:
+    """Random-init CFM and Vocos (``tiny`` or a full upstream architecture); the CFM's values are drawn on
+    ``device`` (on a GPU in a fraction of the seconds a CPU takes for the full model; other values than the
+    CPU's for the same seed)."""
     torch.manual_seed(seed)
-    cfm = randomize_(build_cfm(arch), seed)
+    with skipped_weight_init():  # randomize_ sets every parameter: the constructors' own init would be lost work
+        cfm = randomize_(build_cfm(arch).to(device), seed)
     vocoder = build_vocos("tiny" if arch == "tiny" else "full")
     return cfm.eval(), vocoder.eval()
 
 
-def load_models(checkpoint: str, vocoder: str = "") -> tuple[UpstreamModule, UpstreamModule]:
-    """CFM and Vocos on the CPU in float32, from the checkpoint spec; offline failures say how to fix them."""
+def load_models(
+    checkpoint: str, vocoder: str = "", device: torch.device | str = "cpu"
+) -> tuple[UpstreamModule, UpstreamModule]:
+    """CFM and Vocos in float32, from the checkpoint spec; offline failures say how to fix them. Weights load on
+    the CPU; a random model is drawn on ``device``."""
     spec = CheckpointSpec.parse(checkpoint)
     if spec.kind == "random":
-        return random_models(spec.arch, spec.seed)
+        return random_models(spec.arch, spec.seed, device)
     from f5_tts.infer.utils_infer import load_checkpoint, load_vocoder
 
     if spec.kind == "hub":

@@ -21,7 +21,7 @@ F5_OPTIONS = {
 
 #: How padded keys are kept out of attention on CUDA (see :mod:`.attention`).
 ATTENTION_KINDS = ("auto", "lse", "sdpa", "varlen")
-#: How the positional convolutions run inside captured loops (see :mod:`.kernels.position_conv`).
+#: How the positional convolutions run inside captured graphs (see :mod:`.kernels.position_conv`).
 POSITION_CONV_KINDS = ("auto", "triton", "cudnn")
 VOCODER_PRECISIONS = ("auto", "fp32", "fp16")
 

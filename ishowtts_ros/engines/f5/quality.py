@@ -22,19 +22,21 @@ def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
     return float((got.double() - want.double()).norm() / want.double().norm())
 
 
-def generated_mel(engine: F5Engine, text: str, nfe: int, seed: int) -> torch.Tensor:
+def generated_mel(engine: F5Engine, text: str, nfe: int, seed: int, sway: float = -1.0) -> torch.Tensor:
     """The generated part of the mel for ``text`` as one chunk with the default voice."""
-    options = engine.resolve_options({"nfe_step": nfe, "seed": seed})
+    options = engine.resolve_options({"nfe_step": nfe, "seed": seed, "sway_sampling_coef": sway})
     ref = engine.reference(engine.registry.get())
     request = engine.sample_request(ref, text, options)
     mel, durations = engine.sample_mels([request], options)
     return mel[0, ref.frames : durations[0]].double().cpu()
 
 
-def mel_relative_error(candidate: F5Engine, reference: F5Engine, text: str, nfe: int, seed: int) -> float:
+def mel_relative_error(
+    candidate: F5Engine, reference: F5Engine, text: str, nfe: int, seed: int, sway: float = -1.0
+) -> float:
     """‖candidate − reference‖ / ‖reference‖ over the generated mel; ``inf`` when the candidate is not finite."""
-    got = generated_mel(candidate, text, nfe, seed)
-    want = generated_mel(reference, text, nfe, seed)
+    got = generated_mel(candidate, text, nfe, seed, sway)
+    want = generated_mel(reference, text, nfe, seed, sway)
     if not torch.isfinite(got).all():
         return math.inf
     return relative_error(got, want)

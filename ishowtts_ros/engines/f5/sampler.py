@@ -8,21 +8,22 @@ Same function as upstream for the same weights, seed, NFE and text (the tests ho
   block's AdaLN modulation of every step (the 22 [dim x 6 dim] projections of the time embedding are hoisted out of
   the loop by giving upstream's AdaLN modules identity projections and feeding them the projected values);
 - attention through :class:`~.attention.FastAttention` (fused QKV, padded keys kept out without a slow mask);
-- on CUDA ("graph mode", :mod:`.graphs`): bucketed frames and the NFE loop replayed as a CUDA graph, optionally
-  with ``torch.compile``'d DiT blocks inside (compiled for each bucket's exact shape, shared by all blocks) and the
-  positional convs as fused Triton kernels (:mod:`.kernels.position_conv`); each feed-forward's tanh-GELU in its
-  GEMM's epilogue (:mod:`.kernels.gelu_linear`). Batches of concurrent requests run shape-generic compiled blocks
-  eagerly on the same padded layout.
+- on CUDA ("graph mode", :mod:`.graphs`): bucketed frames and one flow step per shape captured as a CUDA graph and
+  replayed for every step of any NFE, with the positional convs as fused Triton kernels
+  (:mod:`.kernels.position_conv`) and each feed-forward's tanh-GELU in its GEMM's epilogue
+  (:mod:`.kernels.gelu_linear`). The graphs are captured without compile first, so the engine serves within
+  seconds of starting; :meth:`FlowSampler.compile_captured` then recaptures them one by one with ``torch.compile``'d
+  DiT blocks (compiled for each bucket's exact shape, shared by all blocks). Batches of concurrent requests run
+  shape-generic compiled blocks eagerly on the same padded layout.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import functools
 import logging
 import threading
-from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -37,10 +38,12 @@ from ishowtts_ros.engines.f5.attention import (
     PaddedLayout,
     RotaryTable,
     attention_kind,
+    lse_kernel,
     rotary_table,
     sdpa_kernel,
 )
-from ishowtts_ros.engines.f5.graphs import MAX_GRAPH_FRAMES, CapturedLoop, LoopInputs, bucket
+from ishowtts_ros.engines.f5.graphs import MAX_GRAPH_FRAMES, CapturedStep, LoopInputs, bucket
+from ishowtts_ros.engines.f5.kernels import cudnn_switched
 from ishowtts_ros.engines.f5.kernels.gelu_linear import GeluLinear
 from ishowtts_ros.engines.f5.kernels.position_conv import channels_last_position_conv, position_conv_kind
 from ishowtts_ros.engines.f5.models import UpstreamModule
@@ -68,9 +71,11 @@ class SampleRequest:
     seed: int | None = None
 
 
-#: Captured loops kept at most (about four NFEs' worth of length buckets): shapes beyond it run uncaptured, so
-#: sliding ``nfe_step`` through its range in rqt cannot fill the GPU memory the robot shares.
-MAX_CAPTURED_LOOPS = 64
+#: A captured graph's shape: batch, bucketed frames, guidance on. Independent of NFE and sway, and bounded
+#: (single requests only, ``MAX_GRAPH_FRAMES``), so live tuning never adds graphs or GPU memory.
+Shape = tuple[int, int, bool]
+#: ``(block, hidden, modulation, mask, rope) -> hidden``: one DiT block, eager or compiled.
+BlockFunction = Callable[..., torch.Tensor]
 
 
 class _Schedule(NamedTuple):
@@ -85,8 +90,7 @@ def without_cudnn() -> contextlib.AbstractContextManager[None]:
     """cuDNN off for convolutions whose length changes with every text (the text embedding's and Vocos's depthwise
     convs): on an H100, cuDNN 9 spends ~250 ms planning each new length of the fp16 text-embedding conv, which then
     takes 2.6 ms; PyTorch's own kernels take 2.0 ms with no planning (docs/BENCHMARKS.md)."""
-    cudnn = torch.backends.cudnn
-    return cudnn.flags(enabled=False, benchmark=False, deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32)
+    return cudnn_switched(enabled=False)
 
 
 class FlowSampler:
@@ -112,8 +116,9 @@ class FlowSampler:
         self.dit = self.cfm.transformer
         self.num_channels = self.cfm.num_channels
         self.graphs = graphs and device.type == "cuda" and dtype in (torch.float16, torch.bfloat16)
-        self.attention = attention_kind(attention, device)
+        self.attention = attention_kind(attention, device, dtype)
         self.attention_kernel = sdpa_kernel(self.attention, self.dit, device, dtype)
+        self._lse_kernel = lse_kernel(device, dtype) if self.attention == "lse" else None
         self.position_conv, self._triton_conv = self._choose_position_conv(position_conv)
         for block in self.dit.transformer_blocks:
             block.attn.processor = FastAttention(block.attn, block.attn.processor.pe_attn_head)
@@ -127,22 +132,26 @@ class FlowSampler:
             self._proj_noise = proj.weight[:, : self.num_channels].contiguous()
             self._proj_context = proj.weight[:, self.num_channels :].contiguous()
         self._proj_bias = proj.bias
-        self._captured: dict[tuple[int, int, int, bool], CapturedLoop] = {}
-        #: On this thread (the engine's GPU worker), a loop shape seen for the first time (a new NFE from rqt, a
-        #: voice with a shorter clip) runs uncaptured at once and is captured when the worker is idle
-        #: (:meth:`capture_deferred`), so the request that brings it never waits for a capture. Other callers
-        #: (warm-up, tools) capture there and then.
+        self._captured: dict[Shape, CapturedStep] = {}
+        #: On this thread (the engine's GPU worker), a shape seen for the first time (a length beyond the warm-up's,
+        #: guidance off) runs uncaptured at once and is captured when the worker is idle (:meth:`capture_deferred`),
+        #: so the request that brings it never waits for a capture. Other callers (warm-up, tools) capture there
+        #: and then.
         self.capture_thread: threading.Thread | None = None
-        self._deferred: dict[tuple[int, int, int, bool], LoopInputs] = {}
-        self._wanted_steps: deque[tuple[int, float | None]] = deque()
+        self._deferred: dict[Shape, LoopInputs] = {}
         self._graph_pool = torch.cuda.graph_pool_handle() if self.graphs else None
         self._capture_lock = threading.Lock()
-        self._run_block = self._run_captured_block = self._call_block
-        if compile_blocks:
-            self._compile_blocks()
+        #: Blocks of eager loops (reference path, batches) and of captured steps: compiled at once without graphs;
+        #: with graphs, captured eagerly until :meth:`compile_captured` has run.
+        self._run_block: BlockFunction = self._call_block
+        self._capture_block: BlockFunction = self._call_block
+        self.compile_pending = compile_blocks and self.graphs
+        if compile_blocks and not self.graphs:
+            self._compile_limit()
+            self._run_block = torch.compile(self._call_block, dynamic=True)
 
     def _choose_position_conv(self, requested: str) -> tuple[str, Any]:
-        """The positional conv kind of captured loops, and the checked Triton kernel where that is the kind."""
+        """The positional conv kind of captured graphs, and the checked Triton kernel where that is the kind."""
         conv_pos_embed = self.dit.input_embed.conv_pos_embed
         kind = position_conv_kind(requested, conv_pos_embed, self.device)
         if not (self.graphs and kind == "triton"):
@@ -158,18 +167,53 @@ class FlowSampler:
             return "cudnn", None
 
     def stop_compiling(self) -> None:
-        """Run the blocks eagerly from now on (after a failed compile), dropping loops captured with them."""
-        self._run_block = self._run_captured_block = self._call_block
-        with self._capture_lock:
-            self._captured.clear()
+        """Run eager blocks from now on (after a failed compile); graphs already captured keep what they run."""
+        self.compile_pending = False
+        self._run_block = self._capture_block = self._call_block
 
-    def _compile_blocks(self) -> None:
+    @staticmethod
+    def _compile_limit() -> None:
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-        # Captured loops see a handful of bucket shapes, so they get kernels specialised to each (static
-        # indexing made the blocks ~18% faster than shape-generic kernels); eager batches of any shape share
-        # one dynamic-shape artifact.
-        self._run_captured_block = torch.compile(self._call_captured_block, dynamic=False)
-        self._run_block = torch.compile(self._call_block, dynamic=True)
+
+    @torch.inference_mode()
+    def compile_captured(self, stop: threading.Event, progress: Callable[[int, int], None]) -> None:
+        """Recapture every captured shape (and any deferred one) with compiled blocks, one at a time, while the GPU
+        worker keeps replaying the others; then compile the eager paths too. The engine runs this on a thread of
+        its own after warm-up, so start-up never waits for Dynamo and Inductor. Raises what the compiler raises;
+        ``progress(done, total)`` follows each shape."""
+        self._compile_limit()
+        # Captured steps see a handful of bucket shapes, so they get kernels specialised to each (static indexing
+        # made the blocks ~18% faster than shape-generic kernels); eager batches of any shape share one
+        # dynamic-shape artifact.
+        compiled = torch.compile(self._call_captured_block, dynamic=False)
+        done: set[Shape] = set()
+        # Replaced graphs are destroyed only under the lock, at the end: never while another capture is running.
+        retired: list[CapturedStep] = []
+        while not stop.is_set():
+            # The worker's own idle captures skip their turn while this holds the lock, never wait on it.
+            with self._capture_lock:
+                work = self._next_to_compile(done)
+                if work is None:
+                    self._capture_block = compiled
+                    self._run_block = torch.compile(self._call_block, dynamic=True)
+                    self.compile_pending = False
+                    retired.clear()
+                    return
+                key, example = work
+                if key in self._captured:
+                    retired.append(self._captured[key])
+                self._captured[key] = self._capture(key, example, compiled)
+            done.add(key)
+            progress(len(done), len(self._captured))
+        with self._capture_lock:
+            retired.clear()
+
+    def _next_to_compile(self, done: set[Shape]) -> tuple[Shape, LoopInputs] | None:
+        """A deferred shape first (it has no graph at all yet), else a captured one not recaptured compiled yet."""
+        if self._deferred:
+            return self._deferred.popitem()
+        key = next((shape for shape in self._captured if shape not in done), None)
+        return None if key is None else (key, self._captured[key].example)
 
     def _hoist_time_projections(self) -> list[nn.Linear]:
         """Take the time projection (SiLU + Linear) out of every AdaLN module (each block's and the final norm's),
@@ -211,7 +255,7 @@ class FlowSampler:
         return block(x, t, mask=mask, rope=rope)
 
     @property
-    def captured_shapes(self) -> list[tuple[int, int, int, bool]]:
+    def captured_shapes(self) -> list[Shape]:
         return sorted(self._captured)
 
     @staticmethod
@@ -263,15 +307,15 @@ class FlowSampler:
             step_sizes=schedule.step_sizes,
             cfg_strength=torch.full((), cfg_strength, device=self.device),
         )
-        key = (len(requests), frames, steps, use_cfg)
+        key = (len(requests), frames, use_cfg)
         deferred = threading.current_thread() is self.capture_thread and key not in self._captured
-        if graph_mode and deferred:
-            x = self._loop(inputs, rotary_table(self.dit, frames), use_cfg, captured=True)
+        if graph_mode and deferred:  # eager blocks: a compile here would stall the worker as a capture would
+            x = self._loop(inputs, rotary_table(self.dit, frames), use_cfg, self._call_block, fused_conv=True)
             self._deferred.setdefault(key, inputs)
         elif graph_mode:
-            x = self._captured_loop(inputs, len(requests), frames, steps, use_cfg).run(inputs)
+            x = self._captured_step(key, inputs).run(inputs)
         else:
-            x = self._loop(inputs, rotary_table(self.dit, frames), use_cfg)
+            x = self._loop(inputs, rotary_table(self.dit, frames), use_cfg, self._run_block, fused_conv=False)
         out = torch.where(cond_mask, cond.float(), x)
         return out, durations
 
@@ -287,69 +331,53 @@ class FlowSampler:
             return lens_to_mask(self._to_device(torch.tensor(durations)), frames).repeat(rows_per_item, 1)
         return None
 
-    def _captured_loop(self, inputs: LoopInputs, batch: int, frames: int, steps: int, use_cfg: bool):
-        key = (batch, frames, steps, use_cfg)
+    def _captured_step(self, key: Shape, example: LoopInputs) -> CapturedStep:
+        """The graph of ``key``, captured now if it has none. A captured shape is looked up without the lock: the
+        worker never waits while :meth:`compile_captured` holds it (for seconds per shape)."""
+        captured = self._captured.get(key)
+        if captured is not None:
+            return captured
         with self._capture_lock:
             if key not in self._captured:
-                LOG.info("capturing CUDA graph: batch %d, %d frames, NFE %d", batch, frames, steps)
-                if steps not in self._static_modulations:
-                    self._static_modulations[steps] = (
-                        inputs.block_modulations.clone(),
-                        inputs.final_modulations.clone(),
-                    )
-                shared = self._static_modulations[steps]
-                rope = rotary_table(self.dit, frames)
-                self._captured[key] = CapturedLoop(
-                    self._captured_steps, rope, inputs, use_cfg, self._graph_pool, shared
-                )
+                self._captured[key] = self._capture(key, example, self._capture_block)
             return self._captured[key]
+
+    def _capture(self, key: Shape, example: LoopInputs, run_block: BlockFunction) -> CapturedStep:
+        batch, frames, use_cfg = key
+        compiled = " (compiled blocks)" if run_block is not self._call_block else ""
+        LOG.info("capturing CUDA graph: batch %d, %d frames, guidance %s%s", batch, frames, use_cfg, compiled)
+        loop = functools.partial(self._loop, run_block=run_block, fused_conv=True)
+        return CapturedStep(loop, rotary_table(self.dit, frames), example, use_cfg, self._graph_pool)
 
     @torch.inference_mode()
     def capture_deferred(self) -> bool:
-        """Capture one loop that ran uncaptured (the GPU worker calls this when idle); True when one was."""
-        while self._wanted_steps and not self._deferred:
-            self._defer_shapes_at(*self._wanted_steps.popleft())
-        if self._deferred and len(self._captured) >= MAX_CAPTURED_LOOPS:
-            LOG.warning(
-                "%d loops captured already: %d new shapes stay uncaptured", MAX_CAPTURED_LOOPS, len(self._deferred)
-            )
-            self._deferred.clear()
-        if not self._deferred:
+        """Capture one shape that ran uncaptured (the GPU worker calls this when idle); True when one was. Skips
+        its turn while :meth:`compile_captured` holds the lock (that one captures the deferred shapes itself)."""
+        if not self._deferred or not self._capture_lock.acquire(blocking=False):
             return False
-        (batch, frames, steps, use_cfg), example = self._deferred.popitem()
-        self._captured_loop(example, batch, frames, steps, use_cfg)
+        try:
+            key, example = self._deferred.popitem()
+            if key not in self._captured:
+                self._captured[key] = self._capture(key, example, self._capture_block)
+        finally:
+            self._capture_lock.release()
         return True
 
-    def prepare_steps(self, steps: int, sway_sampling_coef: float | None) -> None:
-        """Capture every shape already captured at ``steps`` too, when the worker is idle (an NFE set live); an
-        NFE set again before its turn came replaces the earlier one (rqt's slider sends every value it passes)."""
-        self._wanted_steps.clear()
-        self._wanted_steps.append((steps, sway_sampling_coef))
-
-    def _defer_shapes_at(self, steps: int, sway_sampling_coef: float | None) -> None:
-        schedule = self._schedule(steps, sway_sampling_coef)
-        for (batch, frames, _, use_cfg), loop in list(self._captured.items()):
-            key = (batch, frames, steps, use_cfg)
-            if key not in self._captured:
-                self._deferred[key] = dataclasses.replace(
-                    loop.static,
-                    block_modulations=schedule.block_modulations,
-                    final_modulations=schedule.final_modulations,
-                    step_sizes=schedule.step_sizes,
-                )
+    @property
+    def capture_lock(self) -> threading.Lock:
+        """Held while a graph is captured: other compile work that may synchronise the whole device (Triton's
+        autotuning does) holds it too, so it never breaks a capture."""
+        return self._capture_lock
 
     def drop_deferred(self) -> None:
-        self._wanted_steps.clear()
         self._deferred.clear()
 
-    def _captured_steps(self, inputs: LoopInputs, rope: RotaryTable, use_cfg: bool) -> torch.Tensor:
-        """The loop as graph capture records it: bucketed kernels (compiled per shape, fused conv)."""
-        return self._loop(inputs, rope, use_cfg, captured=True)
-
-    def _loop(self, inputs: LoopInputs, rope: RotaryTable, use_cfg: bool, captured: bool = False) -> torch.Tensor:
+    def _loop(
+        self, inputs: LoopInputs, rope: RotaryTable, use_cfg: bool, run_block: BlockFunction, fused_conv: bool
+    ) -> torch.Tensor:
         x = inputs.noise
         for step in range(inputs.step_sizes.shape[0]):
-            flow = self._velocity(x, step, inputs, rope, use_cfg, captured)
+            flow = self._velocity(x, step, inputs, rope, use_cfg, run_block, fused_conv)
             x = x + inputs.step_sizes[step] * flow
         return x
 
@@ -372,6 +400,7 @@ class FlowSampler:
             max_len=frames,
             bias=bias,
             padding=padding,
+            lse_kernel=self._lse_kernel or "cudnn",
         )
 
     def _context(self, requests, step_cond, durations, frames, use_cfg: bool, exact: bool) -> torch.Tensor:
@@ -412,7 +441,9 @@ class FlowSampler:
         x = pad_sequence(noise, batch_first=True)
         return F.pad(x, (0, 0, 0, frames - x.shape[1]))
 
-    def _velocity(self, x, step: int, inputs: LoopInputs, rope, use_cfg: bool, captured: bool):
+    def _velocity(
+        self, x, step: int, inputs: LoopInputs, rope, use_cfg: bool, run_block: BlockFunction, fused_conv: bool
+    ):
         dit = self.dit
         noisy = x.to(self.dtype)
         if use_cfg:
@@ -420,7 +451,7 @@ class FlowSampler:
         mask = inputs.mask
         token_mask = mask.tokens if isinstance(mask, PaddedLayout) else mask
         hidden = F.linear(noisy, self._proj_noise) + inputs.context
-        if not captured or token_mask is None:
+        if not fused_conv or token_mask is None:
             positions = dit.input_embed.conv_pos_embed(hidden, mask=token_mask)
         elif self._triton_conv is not None:
             positions = self._triton_conv(hidden, token_mask)
@@ -428,7 +459,6 @@ class FlowSampler:
             positions = channels_last_position_conv(dit.input_embed.conv_pos_embed, hidden, token_mask)
         hidden = positions + hidden
         residual = hidden
-        run_block = self._run_captured_block if captured else self._run_block
         for block, modulation in zip(dit.transformer_blocks, inputs.block_modulations[step], strict=True):
             hidden = run_block(block, hidden, modulation, mask, rope)
         if dit.long_skip_connection is not None:

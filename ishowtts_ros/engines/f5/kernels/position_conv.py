@@ -1,4 +1,4 @@
-"""The DiT's convolutional position embedding inside captured loops: one fused Triton kernel per convolution, or
+"""The DiT's convolutional position embedding inside captured graphs: one fused Triton kernel per convolution, or
 autotuned channels-last cuDNN convolutions where Triton cannot run.
 
 Upstream's ``ConvPositionEmbedding`` runs two grouped conv1d layers (31 taps, 16 groups of 64 channels in
@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ishowtts_ros.engines.f5.kernels import cudnn_switched
 from ishowtts_ros.engines.f5.options import POSITION_CONV_KINDS
 
 try:  # Triton builds the kernel below; without it the cuDNN path runs (position_conv_kind says so)
@@ -76,15 +77,14 @@ def channels_last_position_conv(module: Any, x: torch.Tensor, token_mask: torch.
     """Upstream's ``ConvPositionEmbedding`` (masked grouped conv, Mish, twice) on [B, L, D] frames, run as 2-D
     channels-last convolutions with cuDNN autotuning: ~0.7 ms less per flow step on an H200 than its NCL conv1d.
 
-    Only for bucketed shapes (captured loops), where autotuning runs once per bucket, before capture."""
-    cudnn = torch.backends.cudnn
+    Only for bucketed shapes (captured graphs), where autotuning runs once per bucket, before capture."""
     keep = token_mask.unsqueeze(-1)
     hidden = x.masked_fill(~keep, 0.0)
     for index in module.layer_need_mask_idx:  # each conv is followed by its activation (Mish keeps zeros zero)
         conv = module.conv1d[index]
         frames = hidden.transpose(1, 2).unsqueeze(2).contiguous(memory_format=torch.channels_last)
         weight, padding = conv.weight.unsqueeze(2), (0, conv.padding[0])
-        with cudnn.flags(enabled=True, benchmark=True, deterministic=cudnn.deterministic, allow_tf32=cudnn.allow_tf32):
+        with cudnn_switched(enabled=True, benchmark=True):
             out = F.conv2d(frames, weight, conv.bias, padding=padding, groups=conv.groups)
         hidden = module.conv1d[index + 1](out.squeeze(2).transpose(1, 2)).masked_fill(~keep, 0.0)
     return hidden
