@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class BatchScheduler(Generic[K, P]):
         self._pending: deque[BatchJob[K, P]] = deque()
         self._ready = threading.Condition()
         self._closed = False
+        self._running = False
+        self._last_activity = time.monotonic()
         self.largest_batch = 0
         self._worker = threading.Thread(target=self._work, name=name, daemon=True)
         self._worker.start()
@@ -63,6 +66,14 @@ class BatchScheduler(Generic[K, P]):
     def worker(self) -> threading.Thread:
         """The thread that runs every batch and the idle work."""
         return self._worker
+
+    def quiet_for(self) -> float:
+        """Seconds since the worker last had a job waiting or running (0 while it has one): other work that would
+        slow requests down (a background compile) waits for a quiet moment."""
+        with self._ready:
+            if self._pending or self._running:
+                return 0.0
+            return time.monotonic() - self._last_activity
 
     def submit(self, key: K, payload: P) -> BatchJob[K, P]:
         job = BatchJob(key, payload)
@@ -92,6 +103,7 @@ class BatchScheduler(Generic[K, P]):
             if not self._pending:
                 return None
             first = self._pending.popleft()
+            self._running = True
             batch = [first]
             for job in list(self._pending):
                 if len(batch) >= self.max_batch:
@@ -126,6 +138,9 @@ class BatchScheduler(Generic[K, P]):
             finally:
                 for job in batch:
                     job.launched.set()
+                with self._ready:
+                    self._running = False
+                    self._last_activity = time.monotonic()
         with self._ready:
             for job in self._pending:
                 job.error = RuntimeError("the synthesis worker has been closed")

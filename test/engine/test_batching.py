@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -76,6 +77,32 @@ def test_idle_work_runs_between_jobs_and_never_ahead_of_one():
     scheduler.close()
     assert log[:2] == ["capture 1", "request"]  # the waiting request before the next idle piece
     assert log[2:] in ([], ["capture 2"])
+
+
+def test_quiet_time_is_zero_while_a_job_waits_or_runs_and_counts_up_after():
+    """The background compile waits for a quiet worker: quiet means no job waiting and none running."""
+    running, release = threading.Event(), threading.Event()
+
+    def run(jobs):
+        running.set()
+        release.wait(5)
+        for job in jobs:
+            job.result = job.payload
+
+    scheduler = BatchScheduler(run)
+    first = scheduler.submit("k", "first")
+    assert running.wait(5)
+    second = scheduler.submit("k", "second")  # waits behind the running one
+    assert scheduler.quiet_for() == 0.0
+    release.set()
+    assert (first.wait(), second.wait()) == ("first", "second")
+    deadline = time.monotonic() + 5
+    while (quiet := scheduler.quiet_for()) == 0.0:
+        assert time.monotonic() < deadline, "the worker never became quiet"
+        time.sleep(0.01)
+    time.sleep(0.02)
+    assert scheduler.quiet_for() > quiet
+    scheduler.close()
 
 
 def test_concurrent_requests_equal_sequential_ones(tiny_engine):

@@ -43,6 +43,9 @@ LOG = logging.getLogger(__name__)
 #: The GIL switch interval while compiling in the background (s): the worker serving requests meanwhile gets the
 #: GIL back within this long.
 COMPILE_SWITCH_INTERVAL = 2e-4
+#: The background compile starts each shape only once the GPU worker has had no request for this long (s): a shape
+#: compiling beside a request slowed it 5-18x on an H100 (docs/BENCHMARKS.md).
+COMPILE_QUIET_SECONDS = 0.5
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -250,7 +253,7 @@ class F5Engine(Engine):
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(COMPILE_SWITCH_INTERVAL)
         try:
-            self.sampler.compile_captured(self._compile_stop, self._compile_progressed)
+            self.sampler.compile_captured(self._compile_stop, self._compile_progressed, self._wait_for_quiet)
             if not self._compile_stop.is_set():
                 self._decode = self._compiled_vocos()
         except Exception as exc:
@@ -263,6 +266,11 @@ class F5Engine(Engine):
             return
         self.compile_progress = f"done in {time.perf_counter() - started:.1f} s after warm-up"
         LOG.info("torch.compile %s: compiled CUDA graphs from now on", self.compile_progress)
+
+    def _wait_for_quiet(self) -> None:
+        """Until no request has been served for a moment (or the engine closes)."""
+        while self.scheduler.quiet_for() < COMPILE_QUIET_SECONDS and not self._compile_stop.wait(0.05):
+            pass
 
     def _compile_progressed(self, done: int, total: int) -> None:
         self.compile_progress = f"in the background: {done}/{total} shapes; serving CUDA graphs without compile"
@@ -286,18 +294,23 @@ class F5Engine(Engine):
         self._decode = self._vocos_decode
 
     def _warm(self, max_seconds: float) -> None:
+        started = time.perf_counter()
         ref = self._prepare_voices()
+        voices = time.perf_counter()
         if self.sampler.graphs:
-            options = self.default_options
+            options = {**self.default_options, "nfe_step": 1}  # the graphs hold one step, whatever the NFE
             last = self.sampler.bucket(int(max_seconds * SAMPLE_RATE / HOP_LENGTH))
             for frames in range(self.sampler.bucket(ref.frames + 1), last + 1, BUCKET_FRAMES):
                 request = SampleRequest(cond=ref.cond, tokens=[" "], duration=frames - 1, seed=0)
                 self.sample_mels([request], options)  # on this thread: captured now
+        captured = time.perf_counter()
         for text in ("Ready.", "The robot voice is warming up and will be ready in a moment."):
             for _ in self.synthesize(text, options={"seed": 0}):
                 pass
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        LOG.info("warm-up: voices %.2f s, %d graphs %.2f s, two sentences %.2f s", voices - started,
+                 len(self.sampler.captured_shapes), captured - voices, time.perf_counter() - captured)  # fmt: skip
 
     def _prepare_voices(self) -> Reference:
         """Every voice's reference mel and text handling done once (a Chinese reference text starts jieba: ~1 s

@@ -62,7 +62,9 @@ class CapturedStep:
     """One Euler step for a fixed (batch, frames, guidance) shape, captured as a CUDA graph that advances the
     state buffer in place; :meth:`run` replays it for every step of any time grid."""
 
-    def __init__(self, loop: LoopFunction, rope: RotaryTable, example: LoopInputs, use_cfg: bool, pool: Any) -> None:
+    def __init__(
+        self, loop: LoopFunction, rope: RotaryTable, example: LoopInputs, use_cfg: bool, pool: Any, warmup_runs: int
+    ) -> None:
         self.rope = rope  # the graph reads it: kept alive with the graph
         self.use_cfg = use_cfg
         #: A request of this shape, kept unchanged (replays only write :attr:`static`): recapturing the shape with
@@ -72,7 +74,7 @@ class CapturedStep:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for _ in range(2):  # warm-up outside capture: compiles, autotunes, allocates workspaces
+            for _ in range(warmup_runs):  # outside capture: compiles, autotunes, allocates workspaces
                 loop(self.static, rope, use_cfg)
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()

@@ -176,20 +176,23 @@ class FlowSampler:
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
 
     @torch.inference_mode()
-    def compile_captured(self, stop: threading.Event, progress: Callable[[int, int], None]) -> None:
+    def compile_captured(
+        self, stop: threading.Event, progress: Callable[[int, int], None], wait_turn: Callable[[], None]
+    ) -> None:
         """Recapture every captured shape (and any deferred one) with compiled blocks, one at a time, while the GPU
         worker keeps replaying the others; then compile the eager paths too. The engine runs this on a thread of
-        its own after warm-up, so start-up never waits for Dynamo and Inductor. Raises what the compiler raises;
-        ``progress(done, total)`` follows each shape."""
-        self._compile_limit()
-        # Captured steps see a handful of bucket shapes, so they get kernels specialised to each (static indexing
-        # made the blocks ~18% faster than shape-generic kernels); eager batches of any shape share one
-        # dynamic-shape artifact.
-        compiled = torch.compile(self._call_captured_block, dynamic=False)
+        its own after warm-up, so start-up never waits for Dynamo and Inductor. ``wait_turn()`` returns when the
+        next shape may start; ``progress(done, total)`` follows each shape. Raises what the compiler raises."""
+        compiled: BlockFunction | None = None
         done: set[Shape] = set()
         # Replaced graphs are destroyed only under the lock, at the end: never while another capture is running.
         retired: list[CapturedStep] = []
         while not stop.is_set():
+            wait_turn()
+            if stop.is_set():
+                break
+            if compiled is None:  # torch.compile's imports hold the GIL for seconds: in a quiet moment too
+                compiled = self._compiled_block()
             # The worker's own idle captures skip their turn while this holds the lock, never wait on it.
             with self._capture_lock:
                 work = self._next_to_compile(done)
@@ -207,6 +210,13 @@ class FlowSampler:
             progress(len(done), len(self._captured))
         with self._capture_lock:
             retired.clear()
+
+    def _compiled_block(self) -> BlockFunction:
+        """The block function of captured steps, compiled: captured steps see a handful of bucket shapes, so they
+        get kernels specialised to each (static indexing made the blocks ~18% faster than shape-generic kernels);
+        eager batches of any shape share one dynamic-shape artifact (``_run_block``)."""
+        self._compile_limit()
+        return torch.compile(self._call_captured_block, dynamic=False)
 
     def _next_to_compile(self, done: set[Shape]) -> tuple[Shape, LoopInputs] | None:
         """A deferred shape first (it has no graph at all yet), else a captured one not recaptured compiled yet."""
@@ -344,10 +354,13 @@ class FlowSampler:
 
     def _capture(self, key: Shape, example: LoopInputs, run_block: BlockFunction) -> CapturedStep:
         batch, frames, use_cfg = key
-        compiled = " (compiled blocks)" if run_block is not self._call_block else ""
-        LOG.info("capturing CUDA graph: batch %d, %d frames, guidance %s%s", batch, frames, use_cfg, compiled)
+        compiled = run_block is not self._call_block
+        LOG.info("capturing CUDA graph: batch %d, %d frames, guidance %s%s", batch, frames, use_cfg,
+                 " (compiled blocks)" if compiled else "")  # fmt: skip
         loop = functools.partial(self._loop, run_block=run_block, fused_conv=True)
-        return CapturedStep(loop, rotary_table(self.dit, frames), example, use_cfg, self._graph_pool)
+        # Compiled blocks need a second run before capture (the first compiles and may autotune); eager ones not.
+        runs = 2 if compiled else 1
+        return CapturedStep(loop, rotary_table(self.dit, frames), example, use_cfg, self._graph_pool, runs)
 
     @torch.inference_mode()
     def capture_deferred(self) -> bool:
