@@ -248,12 +248,13 @@ class F5Engine(Engine):
 
     def _compile_in_background(self) -> None:
         started = time.perf_counter()
-        # Dynamo traces in Python: with the default 5 ms switch interval, the GPU worker waited up to 5 ms for the
-        # GIL after every graph replay and kernel launch that released it (RTF 0.17 while compiling on an H100).
+        # Dynamo traces in Python: with the default 5 ms switch interval, a request served while a shape compiles
+        # waits up to 5 ms for the GIL after every graph replay and kernel launch that released it.
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(COMPILE_SWITCH_INTERVAL)
         try:
             self.sampler.compile_captured(self._compile_stop, self._compile_progressed, self._wait_for_quiet)
+            self._wait_for_quiet()
             if not self._compile_stop.is_set():
                 self._decode = self._compiled_vocos()
         except Exception as exc:
