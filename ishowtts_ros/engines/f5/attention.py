@@ -10,6 +10,7 @@ length, and three ways to keep padded keys out of attention when frames are buck
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from typing import Any, NamedTuple
 
@@ -186,8 +187,10 @@ def lse_kernel(device: torch.device, dtype: torch.dtype) -> str | None:
     return next((kernel for kernel in candidates if _kernel_runs(kernel, device, dtype)), None)
 
 
+@functools.cache
 def _kernel_runs(kernel: str, device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether ``kernel`` runs on a tiny input here (JetPack's torch builds may leave a kernel out)."""
+    """Whether ``kernel`` runs on a tiny input here (JetPack's torch builds may leave a kernel out); probed once
+    per process, though choosing and reporting the attention kind both ask."""
     query = torch.zeros(1, 1, 128, 64, device=device, dtype=dtype)
     try:
         lse = flash_with_lse(query, query, query, 0.125, kernel)[1]

@@ -38,8 +38,8 @@ class LoopInputs:
 LoopFunction = Callable[[LoopInputs, RotaryTable, bool], torch.Tensor]
 
 
-def _cloned(inputs: LoopInputs, step: int) -> LoopInputs:
-    """Own copies of ``inputs`` with the time grid cut to its ``step``-th step (the captured graph's buffers)."""
+def _first_step_copy(inputs: LoopInputs) -> LoopInputs:
+    """Own copies of ``inputs`` with the time grid cut to its first step: a captured graph's buffers."""
     mask = inputs.mask
     assert isinstance(mask, PaddedLayout), "captured steps run on a padded layout"
     return LoopInputs(
@@ -51,9 +51,9 @@ def _cloned(inputs: LoopInputs, step: int) -> LoopInputs:
             bias=None if mask.bias is None else mask.bias.clone(),
             padding=None if mask.padding is None else mask.padding.clone(),
         ),
-        block_modulations=inputs.block_modulations[step : step + 1].clone(),
-        final_modulations=inputs.final_modulations[step : step + 1].clone(),
-        step_sizes=inputs.step_sizes[step : step + 1].clone(),
+        block_modulations=inputs.block_modulations[:1].clone(),
+        final_modulations=inputs.final_modulations[:1].clone(),
+        step_sizes=inputs.step_sizes[:1].clone(),
         cfg_strength=inputs.cfg_strength.clone(),
     )
 
@@ -70,7 +70,7 @@ class CapturedStep:
         #: A request of this shape, kept unchanged (replays only write :attr:`static`): recapturing the shape with
         #: compiled blocks later warms up on real values, not on buffers a replay may be writing meanwhile.
         self.example = example
-        self.static = _cloned(example, step=0)
+        self.static = _first_step_copy(example)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):

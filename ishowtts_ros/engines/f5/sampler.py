@@ -348,9 +348,13 @@ class FlowSampler:
         if captured is not None:
             return captured
         with self._capture_lock:
-            if key not in self._captured:
-                self._captured[key] = self._capture(key, example, self._capture_block)
-            return self._captured[key]
+            return self._capture_missing(key, example)
+
+    def _capture_missing(self, key: Shape, example: LoopInputs) -> CapturedStep:
+        """The graph of ``key``, captured from ``example`` if it has none yet (the capture lock held)."""
+        if key not in self._captured:
+            self._captured[key] = self._capture(key, example, self._capture_block)
+        return self._captured[key]
 
     def _capture(self, key: Shape, example: LoopInputs, run_block: BlockFunction) -> CapturedStep:
         batch, frames, use_cfg = key
@@ -369,9 +373,7 @@ class FlowSampler:
         if not self._deferred or not self._capture_lock.acquire(blocking=False):
             return False
         try:
-            key, example = self._deferred.popitem()
-            if key not in self._captured:
-                self._captured[key] = self._capture(key, example, self._capture_block)
+            self._capture_missing(*self._deferred.popitem())
         finally:
             self._capture_lock.release()
         return True
