@@ -187,6 +187,16 @@ class TtsClient:
     def audio_of(self, utterance_id: str) -> list[ReceivedChunk]:
         return [c for c in list(self.chunks) if c.utterance_id == utterance_id]
 
+    def wait_audio(self, utterance_id: str, timeout: float = 10.0, *, complete: bool = True) -> list[ReceivedChunk]:
+        """The utterance's chunks once the last one has arrived (``complete``), else once any has. Audio has its own
+        topic, so its chunks may still be on the way when the event that ended the utterance arrives."""
+        what = "the last audio chunk" if complete else "an audio chunk"
+        return self.wait_for(
+            lambda: (chunks := self.audio_of(utterance_id)) and (chunks[-1].is_last or not complete) and chunks,
+            timeout,
+            f"{what} of {utterance_id}",
+        )
+
     # --- sending ----------------------------------------------------------------------------------------------
     def say(self, text: str, topic: str = "tts/text") -> float:
         """Publish text once the node hears it and its audio and events reach us (DDS matches each pair of

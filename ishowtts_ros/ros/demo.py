@@ -46,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if status != "succeeded":
             print(f"goal {status}: {result.reason}", file=sys.stderr)
             return 1
-        chunks = client.wait_for(
-            lambda: (c := client.audio_of(result.utterance_id)) and c[-1].is_last and c, 10, "the last audio chunk"
-        )
+        chunks = client.wait_audio(result.utterance_id)
         samples = np.concatenate([c.samples for c in chunks])
         path = write_wav(args.out, samples, chunks[0].sample_rate)
         client.wait_for(lambda: client.diagnostics, 5, "diagnostics")

@@ -31,7 +31,7 @@ def test_text_in_ordered_chunks_events_rtf_speaking_and_diagnostics(tiny):
     finished = client.wait_event("finished", 60)
     uid = finished["id"]
     assert events_for(client, uid) == ["queued", "started", "first_audio", "finished"]
-    chunks = client.wait_for(lambda: (c := client.audio_of(uid)) and c[-1].is_last and c, 10, "all chunks")
+    chunks = client.wait_audio(uid)
     assert [c.index for c in chunks] == list(range(len(chunks))) and len(chunks) >= 2
     assert all(c.sample_rate == 24000 and len(c.samples) > 0 for c in chunks)
     first_audio = client.events_of("first_audio", uid)[0]

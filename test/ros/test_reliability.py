@@ -37,7 +37,7 @@ def test_engine_fault_mid_utterance_is_reported_and_the_next_works(faulty):
     client.say(text)
     failed = end_of(client, text)
     assert failed["event"] == "failed" and "injected engine fault" in failed["error"]
-    assert len(client.audio_of(failed["id"])) >= 1  # it did fail mid-utterance
+    assert client.wait_audio(failed["id"], complete=False)  # it did fail mid-utterance
     client.wait_for(lambda: int(client.diagnostic_values().get("failures", 0)) >= 1, 5, "failure count")
     assert "injected engine fault" in client.diagnostic_values()["last_error"]
     client.say("Still speaking.")
@@ -182,7 +182,7 @@ def test_playback_without_an_audio_device_warns_and_topics_continue(tmp_path):
     try:
         node.client.say("Can anybody hear me?")
         finished = end_of(node.client, "Can anybody hear me?")
-        assert finished["event"] == "finished" and node.client.audio_of(finished["id"])
+        assert finished["event"] == "finished" and node.client.wait_audio(finished["id"])
         node.client.wait_for(lambda: node.client.diagnostic_values().get("playback") == "failed", 5, "diagnostics")
         assert "audio playback disabled" in node.log_text()
     finally:
@@ -243,7 +243,7 @@ def test_audio_is_bounded_by_max_audio_seconds_not_by_text_length(faulty):
         client.say(text)
         end = end_of(client, text)
         assert end["event"] == "failed" and "stopped at the audio limit of 6 s" in end["error"]
-        spoken = sum(len(c.samples) / c.sample_rate for c in client.audio_of(end["id"]))
+        spoken = sum(len(c.samples) / c.sample_rate for c in client.wait_audio(end["id"], complete=False))
         assert 0 < spoken <= 6.0  # the chunks before the limit were spoken, none past it
     finally:
         assert all(r.successful for r in client.set_parameters(max_audio_seconds=300.0))

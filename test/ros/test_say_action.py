@@ -21,18 +21,13 @@ node = node_fixture("say", **TINY_NODE)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "say_and_wait.py"
 
 
-def chunks_of(client, utterance_id):
-    """Every chunk of an utterance, once the last one has arrived."""
-    return client.wait_for(lambda: (c := client.audio_of(utterance_id)) and c[-1].is_last and c, 10, "all chunks")
-
-
 def test_goal_gives_feedback_per_chunk_and_a_result_that_matches_the_audio(node):
     client = node.client
     goal = client.send_goal(PARAGRAPH, nfe_step=3)
     status, result = goal.result(60)
     assert (status, result.success, result.reason) == ("succeeded", True, "")
     assert result.utterance_id == goal.utterance_id
-    chunks = chunks_of(client, goal.utterance_id)
+    chunks = client.wait_audio(goal.utterance_id)
     assert [c.index for c in chunks] == list(range(len(chunks))) and len(chunks) == result.chunks >= 2
     assert result.audio_seconds == pytest.approx(sum(len(c.samples) for c in chunks) / 24000, abs=1e-3)
     assert result.rtf > 0 and 0 < result.time_to_first_audio <= result.synthesis_seconds
@@ -60,7 +55,7 @@ def test_cancel_of_a_queued_goal_leaves_the_one_speaking(node):
     assert (status, result.success, result.reason) == ("canceled", False, "canceled by its client")
     assert client.audio_of(second.utterance_id) == []
     status, result = first.result(120)
-    assert status == "succeeded" and result.chunks == len(chunks_of(client, first.utterance_id))
+    assert status == "succeeded" and result.chunks == len(client.wait_audio(first.utterance_id))
 
 
 def test_cancel_mid_utterance_stops_within_a_chunk_and_the_next_goal_speaks(node):
