@@ -195,7 +195,9 @@ def startup_seconds(config: EngineConfig, epoch: float) -> dict[str, Any]:
     """Start-up of a fresh engine in this process (started at ``epoch``, ``time.time()``): load, warm-up (ready),
     a request served while compilation finishes in the background, then the compiled engine's same request."""
     started = time.perf_counter()
-    import f5_tts.model  # noqa: F401  (its import is part of start-up; timed on its own)
+    # Upstream's model code, imported as the engine imports it (ishowtts_ros.engines.f5.upstream); timed on its own.
+    import f5_tts.model.backbones.dit
+    import f5_tts.model.utils  # noqa: F401
 
     imported = time.perf_counter()
     models = load_models(config.checkpoint, config.vocoder, resolve_device(config.device))

@@ -19,8 +19,11 @@ from torch import nn
 
 from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.engines.f5.checkpoint import HUB_REPO, OFFLINE_HELP, CheckpointSpec
+from ishowtts_ros.engines.f5.upstream import defer_training_imports
 
 LOG = logging.getLogger(__name__)
+
+defer_training_imports()  # before any import of upstream's model code (this module's, the sampler's, the engine's)
 
 #: A tiny DiT with the upstream classes: the real code paths run on a CPU in seconds (tests, CPU smoke benchmark).
 TINY_ARCH: dict[str, Any] = dict(
@@ -59,7 +62,8 @@ def upstream_config(name: str) -> Any:
 
 def build_cfm(arch: str = "F5TTS_v1_Base") -> nn.Module:
     """An upstream CFM with an upstream DiT, weights as the constructor leaves them."""
-    from f5_tts.model import CFM, DiT
+    from f5_tts.model.backbones.dit import DiT
+    from f5_tts.model.cfm import CFM
     from f5_tts.model.utils import get_tokenizer
 
     if arch == "tiny":
