@@ -253,6 +253,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--no-upstream", action="store_true")
     parser.add_argument("--upstream-compile", action="store_true", help="also torch.compile upstream's DiT blocks")
     parser.add_argument("--startup", action="store_true", help="only time load+compile+warm-up, twice, in subprocesses")
+    parser.add_argument("--startup-warm-runs", type=int, default=1, help="fresh processes timed with the warm cache")
     parser.add_argument("--startup-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("bench_output"))
     args = parser.parse_args(argv)
@@ -272,13 +273,15 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def startup(args: argparse.Namespace) -> dict[str, Any]:
-    """Time to ready of fresh processes: first with an empty compile cache, then with the cache it left."""
+    """Time to ready of fresh processes: first with an empty compile cache, then (``--startup-warm-runs`` times)
+    with the cache it left."""
     child = [sys.executable, "-m", "ishowtts_ros.bench.run", *args.argv, "--startup-child"]
     child.remove("--startup")
     times = {}
+    warm = ["warm_cache"] + [f"warm_cache_{run}" for run in range(2, args.startup_warm_runs + 1)]
     with tempfile.TemporaryDirectory(prefix="ishowtts-startup-") as cache:  # cold means no compiled kernels
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{cache}/inductor", "TRITON_CACHE_DIR": f"{cache}/triton"}
-        for attempt in ("cold_cache", "warm_cache"):
+        for attempt in ("cold_cache", *warm):
             env[STARTUP_EPOCH] = repr(time.time())
             out = subprocess.run(child, capture_output=True, text=True, check=True, env=env)
             times[attempt] = json.loads(out.stdout.strip().splitlines()[-1])

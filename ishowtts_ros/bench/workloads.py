@@ -221,6 +221,7 @@ def startup_seconds(config: EngineConfig, epoch: float) -> dict[str, Any]:
         "models_s": built - imported,
         "engine_s": loaded - built,
         "warmup_s": ready - loaded,
+        "warmup_phases": engine.warmup_phases,
         "compiled_s": compiled - started,
         "rtf_while_compiling": [r[0] / r[1] for r in while_compiling],
         "ttfa_while_compiling_s": [r[2] for r in while_compiling],

@@ -4,6 +4,8 @@ NaN or Inf. Runs the tiny model on the CPU here; on a GPU the same check runs on
 from __future__ import annotations
 
 import copy
+import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -16,6 +18,14 @@ from ishowtts_ros.engines.f5.options import F5Config
 from ishowtts_ros.engines.f5.quality import QUALITY_TOLERANCE, mel_relative_error
 
 TEXT = "I don't really care what you call me."
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 600.0) -> None:
+    """Poll ``condition``; the timeout only guards against a hang."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: still waiting after {timeout:.0f} s"
+        time.sleep(0.1)
 
 
 def engines(arch: str, device: str, precisions: tuple[str, ...]) -> dict[str, F5Engine]:
@@ -96,7 +106,11 @@ def test_every_nfe_and_sway_replays_the_graphs_captured_at_warm_up():
         )
         for graphs in (True, False)
     )
-    graphed.warmup()  # every bucket up to 22 s: nothing is left for the worker's idle captures
+    graphed.warmup()
+    first_chunk = graphed.sample_request(graphed.reference(graphed.registry.get()), TEXT, graphed.default_options)
+    assert (1, graphed.sampler.bucket(first_chunk.duration), True) in graphed.sampler.captured_shapes  # before ready
+    assert graphed.describe()["graphs_to_capture"] > 0  # the longer chunks' buckets: in the first idle moments
+    wait_until(lambda: graphed.describe()["graphs_to_capture"] == 0, "the idle captures")
     shapes = graphed.sampler.captured_shapes
     for nfe, sway in ((8, -1.0), (12, -1.0), (5, 0.0), (32, 0.5)):
         error = mel_relative_error(graphed, exact, TEXT, nfe=nfe, seed=4, sway=sway)
@@ -119,7 +133,7 @@ def test_the_engine_serves_before_compiling_and_recaptures_every_graph_compiled_
     assert progress.startswith(("started in the background", "in the background:", "done in")), progress
     assert engine.wait_compiled(timeout=900)
     assert engine.describe()["compile_progress"].startswith("done in"), engine.describe()
-    assert not engine.sampler.compile_pending
+    assert not engine.sampler.compile_pending and engine.describe()["graphs_to_capture"] == 0
     compiled = engine.synthesize_all(TEXT, options={"seed": 4}).samples
     assert compiled.shape == served.shape
     assert float(np.linalg.norm(compiled - served) / np.linalg.norm(served)) <= QUALITY_TOLERANCE / 4

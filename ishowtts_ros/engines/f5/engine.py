@@ -31,7 +31,7 @@ from ishowtts_ros.core.scheduler import BatchJob, BatchScheduler
 from ishowtts_ros.core.text import split_text
 from ishowtts_ros.core.voices import Voice
 from ishowtts_ros.engines.f5.cache import persistent_compile_cache
-from ishowtts_ros.engines.f5.graphs import BUCKET_FRAMES
+from ishowtts_ros.engines.f5.graphs import warmup_buckets
 from ishowtts_ros.engines.f5.models import UpstreamModule, load_models
 from ishowtts_ros.engines.f5.options import F5_OPTIONS, F5Config
 from ishowtts_ros.engines.f5.quality import QUALITY_TOLERANCE, relative_error
@@ -189,6 +189,8 @@ class F5Engine(Engine):
             self.compile_progress = "at warm-up"
             self._decode = torch.compile(self._vocos_decode, dynamic=True)
         self._compile_stop = threading.Event()
+        #: Where warm-up spent its time (``bench --startup``).
+        self.warmup_phases: dict[str, float] = {}
         self._compiler: threading.Thread | None = None
         self.load_seconds = time.perf_counter() - started
         LOG.info("f5 engine on %s (%s) loaded in %.1f s: %s", self.device, self.precision, self.load_seconds,
@@ -212,6 +214,7 @@ class F5Engine(Engine):
             "compile_progress": self.compile_progress,
             "compile_cache": self.compile_cache,
             "cuda_graphs": self.sampler.graphs,
+            "graphs_to_capture": self.sampler.pending_shapes,
             "attention": self.sampler.attention,
             "attention_kernel": self.sampler.attention_kernel,
             "position_conv": self.sampler.position_conv,
@@ -221,12 +224,13 @@ class F5Engine(Engine):
         }
 
     def warmup(self, max_seconds: float = 22.0) -> None:
-        """Capture the CUDA graph of every length bucket a chunk of any voice can need (from the shortest reference
-        clip up to ``max_seconds``; the graphs serve every NFE), so no request, and no voice switch, pays for it
-        later; shapes met afterwards are captured when the GPU is idle. With graphs, the engine is ready once they
-        are captured without compile (seconds), and compiles in the background (:meth:`wait_compiled`). Without
-        graphs it compiles here. If compiling fails (a broken Triton or C++ toolchain), the engine goes on
-        without it: slower, never dead."""
+        """Capture the CUDA graphs of the length buckets that any voice's first chunk can need (the graphs serve
+        every NFE), so no first audio waits for a capture, nor a voice switch; every other bucket up to a chunk of
+        ``max_seconds`` is captured in the first idle moments after (those lengths run without a graph until then,
+        ``graphs_to_capture`` in :meth:`describe`), as are shapes met later. With graphs, the engine is ready once
+        the first ones are captured without compile (seconds), and compiles in the background
+        (:meth:`wait_compiled`). Without graphs it compiles here. If compiling fails (a broken Triton or C++
+        toolchain), the engine goes on without it: slower, never dead."""
         try:
             self._warm(max_seconds)
         except Exception as exc:
@@ -296,27 +300,39 @@ class F5Engine(Engine):
 
     def _warm(self, max_seconds: float) -> None:
         started = time.perf_counter()
-        ref = self._prepare_voices()
+        references = self._prepare_voices()
         voices = time.perf_counter()
         if self.sampler.graphs:
             options = {**self.default_options, "nfe_step": 1}  # the graphs hold one step, whatever the NFE
-            last = self.sampler.bucket(int(max_seconds * SAMPLE_RATE / HOP_LENGTH))
-            for frames in range(self.sampler.bucket(ref.frames + 1), last + 1, BUCKET_FRAMES):
-                request = SampleRequest(cond=ref.cond, tokens=[" "], duration=frames - 1, seed=0)
+            first_chunks = [(ref.frames, self._longest_first_chunk(ref, options["speed"])) for ref in references]
+            now, later = warmup_buckets(first_chunks, int(max_seconds * SAMPLE_RATE / HOP_LENGTH))
+            shortest = min(references, key=lambda reference: reference.frames)
+            for frames in now:
+                request = SampleRequest(cond=shortest.cond, tokens=[" "], duration=frames - 1, seed=0)
                 self.sample_mels([request], options)  # on this thread: captured now
+            for frames in later:
+                request = SampleRequest(cond=shortest.cond, tokens=[" "], duration=frames - 1, seed=0)
+                self.sampler.defer([request], steps=1, cfg_strength=options["cfg_strength"])
         captured = time.perf_counter()
         for text in ("Ready.", "The robot voice is warming up and will be ready in a moment."):
             for _ in self.synthesize(text, options={"seed": 0}):
                 pass
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        LOG.info("warm-up: voices %.2f s, %d graphs %.2f s, two sentences %.2f s", voices - started,
-                 len(self.sampler.captured_shapes), captured - voices, time.perf_counter() - captured)  # fmt: skip
+        self.warmup_phases = {
+            "voices_s": voices - started,
+            "graphs": len(self.sampler.captured_shapes),
+            "graphs_s": captured - voices,
+            "graphs_when_idle": self.sampler.pending_shapes,
+            "sentences_s": time.perf_counter() - captured,
+        }
+        LOG.info("warm-up: voices %(voices_s).2f s, %(graphs)d graphs %(graphs_s).2f s (%(graphs_when_idle)d more "
+                 "when idle), two sentences %(sentences_s).2f s", self.warmup_phases)  # fmt: skip
 
-    def _prepare_voices(self) -> Reference:
+    def _prepare_voices(self) -> list[Reference]:
         """Every voice's reference mel and text handling done once (a Chinese reference text starts jieba: ~1 s
-        on the first request to that voice otherwise); returns the shortest reference, whose bucket is the
-        smallest any request can need. A voice whose clip cannot be read is left out, with a warning."""
+        on the first request to that voice otherwise), the default voice's first. A voice whose clip cannot be
+        read is left out, with a warning."""
         references = [self.reference(self.registry.get())]
         for name in self.registry.names():
             try:
@@ -325,7 +341,11 @@ class F5Engine(Engine):
                 LOG.warning("voice %s is not warmed up: %s", name, exc)
         for reference in references:
             self.sample_request(reference, "Ready.", self.default_options)
-        return min(references, key=lambda reference: reference.frames)
+        return references
+
+    def _longest_first_chunk(self, ref: Reference, speed: float) -> int:
+        """Frames of the longest first chunk of a request in this voice (:meth:`split` caps its size)."""
+        return self._frames(ref, min(self.first_chunk_chars, self._max_chunk_bytes(ref)), speed)
 
     def sample_mels(self, requests: Sequence[SampleRequest], options: Mapping[str, Any]):
         """Mels and frame counts for ``requests`` with resolved ``options`` (NFE, guidance, sway)."""
@@ -350,8 +370,17 @@ class F5Engine(Engine):
     def split(self, text: str, voice: Voice) -> list[str]:
         """Chunks sized as upstream sizes them for this reference (about 22 s of ref + generated audio)."""
         ref = self.reference(voice)
-        max_chars = max(40, int(ref.text_bytes / ref.seconds * (22 - ref.seconds)))
+        max_chars = self._max_chunk_bytes(ref)
         return split_text(text, first_max_chars=min(self.first_chunk_chars, max_chars), max_chars=max_chars)
+
+    @staticmethod
+    def _max_chunk_bytes(ref: Reference) -> int:
+        return max(40, int(ref.text_bytes / ref.seconds * (22 - ref.seconds)))
+
+    @staticmethod
+    def _frames(ref: Reference, gen_bytes: int, speed: float) -> int:
+        """Upstream's duration estimate: reference frames plus the reference's pace over ``gen_bytes``."""
+        return ref.frames + int(ref.frames / ref.text_bytes * gen_bytes / speed)
 
     def sample_request(self, ref: Reference, piece: str, options: Mapping[str, Any]) -> SampleRequest:
         """Upstream's text handling and duration estimate for one chunk."""
@@ -359,7 +388,7 @@ class F5Engine(Engine):
 
         gen_bytes = len(piece.encode("utf-8"))
         speed = options["speed"] if gen_bytes >= 10 else 0.3  # upstream slows very short texts the same way
-        duration = ref.frames + int(ref.frames / ref.text_bytes * gen_bytes / speed)
+        duration = self._frames(ref, gen_bytes, speed)
         tokens = convert_char_to_pinyin([ref.text + piece])[0]
         seed = options["seed"]
         return SampleRequest(cond=ref.cond, tokens=tokens, duration=duration, seed=None if seed < 0 else seed)

@@ -78,6 +78,17 @@ Shape = tuple[int, int, bool]
 BlockFunction = Callable[..., torch.Tensor]
 
 
+class _Prepared(NamedTuple):
+    """A batch made ready for the loop (:meth:`FlowSampler._prepare`)."""
+
+    inputs: LoopInputs
+    key: Shape  # batch, bucketed frames, guidance on
+    graph_mode: bool  # a captured graph runs it (single request, bucket within MAX_GRAPH_FRAMES)
+    cond: torch.Tensor  # dtype [B, frames, mels]: the reference mels, zero padded
+    cond_mask: torch.Tensor  # bool [B, frames, 1]: the reference frames
+    durations: list[int]
+
+
 class _Schedule(NamedTuple):
     """What a time grid fixes for every request: see :meth:`FlowSampler._schedule`."""
 
@@ -179,10 +190,12 @@ class FlowSampler:
     def compile_captured(
         self, stop: threading.Event, progress: Callable[[int, int], None], wait_turn: Callable[[], None]
     ) -> None:
-        """Recapture every captured shape (and any deferred one) with compiled blocks, one at a time, while the GPU
-        worker keeps replaying the others; then compile the eager paths too. The engine runs this on a thread of
-        its own after warm-up, so start-up never waits for Dynamo and Inductor. ``wait_turn()`` returns when the
-        next shape may start; ``progress(done, total)`` follows each shape. Raises what the compiler raises."""
+        """Recapture every captured shape with compiled blocks, one at a time, while the GPU worker keeps replaying
+        the others; then compile the eager paths too. Deferred shapes are captured without compile first (a
+        fraction of a second each, a compile takes seconds), so no length runs without a graph for long. The engine
+        runs this on a thread of its own after warm-up, so start-up never waits for Dynamo and Inductor.
+        ``wait_turn()`` returns when the next shape may start; ``progress(done, total)`` follows each shape. Raises
+        what the compiler raises."""
         compiled: BlockFunction | None = None
         done: set[Shape] = set()
         # Replaced graphs are destroyed only under the lock, at the end: never while another capture is running.
@@ -191,6 +204,8 @@ class FlowSampler:
             wait_turn()
             if stop.is_set():
                 break
+            if self.capture_deferred(wait=True):  # a length with no graph yet gets one without compile first
+                continue
             if compiled is None:  # torch.compile's imports hold the GIL for seconds: in a quiet moment too
                 compiled = self._compiled_block()
             # The worker's own idle captures skip their turn while this holds the lock, never wait on it.
@@ -284,6 +299,41 @@ class FlowSampler:
         max_duration: int = 65536,
     ) -> tuple[torch.Tensor, list[int]]:
         """Mels [B, frames, mels] (float32, reference frames restored) and each item's frame count."""
+        batch = self._prepare(requests, steps, cfg_strength, sway_sampling_coef, max_duration)
+        inputs, key = batch.inputs, batch.key
+        deferred = threading.current_thread() is self.capture_thread and key not in self._captured
+        if batch.graph_mode and deferred:  # eager blocks: a compile here would stall the worker as a capture would
+            x = self._loop(inputs, rotary_table(self.dit, key[1]), key[2], self._call_block, fused_conv=True)
+            self._deferred.setdefault(key, inputs)
+        elif batch.graph_mode:
+            x = self._captured_step(key, inputs).run(inputs)
+        else:
+            x = self._loop(inputs, rotary_table(self.dit, key[1]), key[2], self._run_block, fused_conv=False)
+        out = torch.where(batch.cond_mask, batch.cond.float(), x)
+        return out, batch.durations
+
+    @torch.inference_mode()
+    def defer(self, requests: Sequence[SampleRequest], *, steps: int, cfg_strength: float) -> None:
+        """Leave the graph of ``requests``' shape to the idle captures (:meth:`capture_deferred`, and the background
+        compile's first turns) without running anything now."""
+        batch = self._prepare(requests, steps, cfg_strength, None, 65536)
+        if batch.graph_mode and batch.key not in self._captured:
+            self._deferred.setdefault(batch.key, batch.inputs)
+
+    @property
+    def pending_shapes(self) -> int:
+        """Shapes that run without a graph until the idle captures reach them."""
+        return len(self._deferred)
+
+    def _prepare(
+        self,
+        requests: Sequence[SampleRequest],
+        steps: int,
+        cfg_strength: float,
+        sway_sampling_coef: float | None,
+        max_duration: int,
+    ) -> _Prepared:
+        """The loop's inputs for ``requests``, and whether (and under which shape) a captured graph runs them."""
         from f5_tts.model.utils import lens_to_mask
 
         # Lengths are worked out on the host and tensors sent with non-blocking copies: no host sync anywhere in
@@ -317,17 +367,7 @@ class FlowSampler:
             step_sizes=schedule.step_sizes,
             cfg_strength=torch.full((), cfg_strength, device=self.device),
         )
-        key = (len(requests), frames, use_cfg)
-        deferred = threading.current_thread() is self.capture_thread and key not in self._captured
-        if graph_mode and deferred:  # eager blocks: a compile here would stall the worker as a capture would
-            x = self._loop(inputs, rotary_table(self.dit, frames), use_cfg, self._call_block, fused_conv=True)
-            self._deferred.setdefault(key, inputs)
-        elif graph_mode:
-            x = self._captured_step(key, inputs).run(inputs)
-        else:
-            x = self._loop(inputs, rotary_table(self.dit, frames), use_cfg, self._run_block, fused_conv=False)
-        out = torch.where(cond_mask, cond.float(), x)
-        return out, durations
+        return _Prepared(inputs, (len(requests), frames, use_cfg), graph_mode, cond, cond_mask, durations)
 
     def _attention_mask(
         self, durations: list[int], frames: int, rows_per_item: int
@@ -367,12 +407,15 @@ class FlowSampler:
         return CapturedStep(loop, rotary_table(self.dit, frames), example, use_cfg, self._graph_pool, runs)
 
     @torch.inference_mode()
-    def capture_deferred(self) -> bool:
-        """Capture one shape that ran uncaptured (the GPU worker calls this when idle); True when one was. Skips
-        its turn while :meth:`compile_captured` holds the lock (that one captures the deferred shapes itself)."""
-        if not self._deferred or not self._capture_lock.acquire(blocking=False):
+    def capture_deferred(self, wait: bool = False) -> bool:
+        """Capture one deferred shape (one that ran uncaptured, or that warm-up left for later); True when one was.
+        The GPU worker calls this when idle, and skips its turn while :meth:`compile_captured` holds the lock
+        (``wait`` False); the background compile calls it before compiling anything (``wait`` True)."""
+        if not self._deferred or not self._capture_lock.acquire(blocking=wait):
             return False
         try:
+            if not self._deferred:  # the other caller took the last one
+                return False
             self._capture_missing(*self._deferred.popitem())
         finally:
             self._capture_lock.release()
