@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from ishowtts_ros.core.errors import EngineError
-from ishowtts_ros.engines.f5.models import build_cfm, load_models, skipped_weight_init
+from ishowtts_ros.engines.f5.models import build_cfm, build_vocos, load_models, load_vocos, skipped_weight_init
 
 pytestmark = pytest.mark.slow
 
@@ -52,3 +52,47 @@ def test_weight_init_is_restored_after_construction():
         untouched = torch.nn.init.constant_(torch.full((3,), 7.0), 0.0)
     assert untouched.tolist() == [7.0, 7.0, 7.0]
     assert torch.nn.init.constant_(torch.full((3,), 7.0), 0.0).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_checkpoints_load_as_upstreams_load_checkpoint_loads_them(saved_weights, tmp_path):
+    """The engine reads upstream's files itself (upstream's loader module costs seconds of imports): the released
+    safetensors layout and a training .pt give every weight exactly as upstream's ``load_checkpoint`` gives it."""
+    from f5_tts.infer.utils_infer import load_checkpoint
+
+    safetensors_file, training_file = tmp_path / "model.safetensors", tmp_path / "model_last.pt"
+    save_file(saved_weights, str(safetensors_file))
+    torch.save({"ema_model_state_dict": saved_weights, "step": 7}, training_file)
+    for path in (safetensors_file, training_file):
+        ours = load_models(str(path), "random")[0].state_dict()
+        with skipped_weight_init():
+            theirs = load_checkpoint(build_cfm("F5TTS_v1_Base"), str(path), "cpu", torch.float32).state_dict()
+        assert ours.keys() == theirs.keys(), path.name
+        assert all(torch.equal(ours[name], theirs[name]) for name in ours), path.name
+
+
+def test_a_local_vocos_folder_loads_as_upstreams_load_vocoder_loads_it(tmp_path):
+    from f5_tts.infer.utils_infer import load_vocoder
+
+    torch.manual_seed(5)
+    saved = build_vocos("full")
+    (tmp_path / "config.yaml").write_text(VOCOS_CONFIG, encoding="utf-8")
+    torch.save(saved.state_dict(), tmp_path / "pytorch_model.bin")
+    ours = load_vocos(str(tmp_path))
+    theirs = load_vocoder("vocos", is_local=True, local_path=str(tmp_path), device="cpu")
+    assert ours.state_dict().keys() == theirs.state_dict().keys() == saved.state_dict().keys()
+    assert all(torch.equal(value, theirs.state_dict()[name]) for name, value in ours.state_dict().items())
+    assert all(torch.equal(value, saved.state_dict()[name]) for name, value in ours.state_dict().items())
+
+
+#: A config.yaml shaped like charactr/vocos-mel-24khz's.
+VOCOS_CONFIG = """\
+feature_extractor:
+  class_path: vocos.feature_extractors.MelSpectrogramFeatures
+  init_args: {sample_rate: 24000, n_fft: 1024, hop_length: 256, n_mels: 100, padding: center}
+backbone:
+  class_path: vocos.models.VocosBackbone
+  init_args: {input_channels: 100, dim: 512, intermediate_dim: 1536, num_layers: 8}
+head:
+  class_path: vocos.heads.ISTFTHead
+  init_args: {dim: 512, n_fft: 1024, hop_length: 256, padding: same}
+"""

@@ -1,5 +1,6 @@
 """The engine imports upstream's model code without upstream's training stack (its Trainer pulls in accelerate,
-wandb and datasets, seconds of a robot's start-up), and the package still behaves as upstream ships it."""
+wandb and datasets) and reads checkpoints without upstream's inference utilities (transformers, matplotlib):
+seconds of a robot's start-up. The package still behaves as upstream ships it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,19 @@ import pytest
 pytestmark = pytest.mark.slow  # a subprocess that imports torch: a clean sys.modules
 
 CODE = """
-import sys
-from ishowtts_ros.engines.f5.models import build_cfm
+import sys, tempfile
+from safetensors.torch import save_file
+from ishowtts_ros.engines.f5.models import build_cfm, load_ema_weights, skipped_weight_init
 from ishowtts_ros.engines.f5.sampler import FlowSampler
 import torch
-FlowSampler(build_cfm("tiny"), torch.device("cpu"), torch.float32).sample  # the engine's own model code
-print(sorted(name for name in ("f5_tts.model.trainer", "f5_tts.model.dataset", "accelerate") if name in sys.modules))
+weights = {f"ema_model.{key}": value for key, value in build_cfm("tiny").state_dict().items()}
+with tempfile.TemporaryDirectory() as folder, skipped_weight_init():  # a checkpoint file, read as load_models reads it
+    save_file(weights, f"{folder}/model.safetensors")
+    cfm = build_cfm("tiny")
+    load_ema_weights(cfm, f"{folder}/model.safetensors")
+FlowSampler(cfm, torch.device("cpu"), torch.float32).sample  # the engine's own model code
+loaded = ("f5_tts.model.trainer", "f5_tts.model.dataset", "accelerate", "f5_tts.infer.utils_infer", "transformers")
+print(sorted(name for name in loaded if name in sys.modules))
 from f5_tts.model import CFM, Trainer
 import f5_tts.model
 print(Trainer.__name__, CFM is sys.modules["f5_tts.model.cfm"].CFM, f5_tts.model.DiT.__name__)

@@ -1,8 +1,9 @@
 """Build and load the upstream F5-TTS model (CFM + DiT) and the Vocos vocoder.
 
 The architecture comes from upstream's own config files (``f5_tts/configs/<name>.yaml``); the classes are upstream's.
-Loading real weights goes through upstream's ``load_checkpoint``/``load_vocoder``, and the hub download through
-``cached_path("hf://...")`` exactly as ``f5_tts.api.F5TTS`` does.
+Real weights are read from upstream's checkpoint files as upstream's ``load_checkpoint``/``load_vocoder`` read them
+(not through them: see :func:`load_ema_weights`), and the hub download goes through ``cached_path("hf://...")``
+exactly as ``f5_tts.api.F5TTS`` does.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from ishowtts_ros.core.errors import EngineError
-from ishowtts_ros.engines.f5.checkpoint import HUB_REPO, OFFLINE_HELP, CheckpointSpec
+from ishowtts_ros.engines.f5.checkpoint import HUB_REPO, OFFLINE_HELP, VOCOS_REPO, CheckpointSpec
 from ishowtts_ros.engines.f5.upstream import defer_training_imports
 
 LOG = logging.getLogger(__name__)
@@ -172,29 +173,61 @@ def load_models(
     spec = CheckpointSpec.parse(checkpoint)
     if spec.kind == "random":
         return random_models(spec.arch, spec.seed, device)
-    from f5_tts.infer.utils_infer import load_checkpoint, load_vocoder
-
     if spec.kind == "hub":
         path = _download(lambda: _cached_path(f"hf://{HUB_REPO}/{spec.path}"), f"checkpoint {HUB_REPO}/{spec.path}")
     else:
         path = spec.path
         if not Path(path).is_file():
             raise EngineError(f"checkpoint file {path} does not exist; {OFFLINE_HELP}")
-    with skipped_weight_init():  # upstream's load_checkpoint loads strictly: every parameter gets its value
+    with skipped_weight_init():  # the weights load strictly: every parameter gets its value
         cfm = build_cfm(spec.arch)
     try:
-        cfm = load_checkpoint(cfm, path, "cpu", dtype=torch.float32, use_ema=True)
+        load_ema_weights(cfm, path)
     except Exception as exc:
         raise EngineError(f"checkpoint {path} could not be loaded into {spec.arch}: {exc}") from exc
     if vocoder == "random":
         vocos = build_vocos("full")
     else:
-        is_local = bool(vocoder)
-        vocos = _download(
-            lambda: load_vocoder("vocos", is_local=is_local, local_path=vocoder, device="cpu"),
-            f"vocoder {vocoder or 'charactr/vocos-mel-24khz'}",
-        )
+        vocos = _download(lambda: load_vocos(vocoder), f"vocoder {vocoder or VOCOS_REPO}")
     return cfm.eval(), vocos.eval()
+
+
+# Upstream reads its checkpoints and Vocos in f5_tts.infer.utils_infer (load_checkpoint, load_vocoder). That module
+# also imports transformers' ASR pipeline, matplotlib, pydub and upstream's trainer: about 3 s of a robot's start-up
+# on this machine, for code the engine never runs. The two functions below read the same files the same way
+# (test_checkpoint.py loads the same files with upstream's functions and compares every weight).
+
+
+def load_ema_weights(cfm: nn.Module, path: str) -> None:
+    """The EMA weights of an upstream checkpoint into ``cfm``, strictly, as ``load_checkpoint(use_ema=True)`` does:
+    a ``.safetensors`` file of them (the released models), or a training ``.pt`` with ``ema_model_state_dict``."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        ema = load_file(path, device="cpu")
+    else:
+        ema = torch.load(path, map_location="cpu", weights_only=True)["ema_model_state_dict"]
+    weights = {key.replace("ema_model.", ""): value for key, value in ema.items() if key not in ("initted", "step")}
+    for derived in ("mel_spec.mel_stft.mel_scale.fb", "mel_spec.mel_stft.spectrogram.window"):  # older checkpoints
+        weights.pop(derived, None)
+    cfm.load_state_dict(weights)
+
+
+def load_vocos(folder: str = "") -> nn.Module:
+    """Vocos from a local folder with ``config.yaml`` and ``pytorch_model.bin``, or ``""``: charactr/vocos-mel-24khz
+    from the Hugging Face hub (its cache when offline), as upstream's ``load_vocoder("vocos")`` reads them."""
+    from vocos import Vocos
+
+    if folder:
+        config, weights = f"{folder}/config.yaml", f"{folder}/pytorch_model.bin"
+    else:
+        from huggingface_hub import hf_hub_download
+
+        config = hf_hub_download(repo_id=VOCOS_REPO, filename="config.yaml")
+        weights = hf_hub_download(repo_id=VOCOS_REPO, filename="pytorch_model.bin")
+    vocos = Vocos.from_hparams(config)
+    vocos.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return vocos
 
 
 def _cached_path(url: str) -> str:

@@ -221,6 +221,7 @@ class FlowSampler:
                 if key in self._captured:
                     retired.append(self._captured[key])
                 self._captured[key] = self._capture(key, example, compiled)
+                self._deferred.pop(key, None)
             done.add(key)
             progress(len(done), len(self._captured))
         with self._capture_lock:
@@ -234,9 +235,11 @@ class FlowSampler:
         return torch.compile(self._call_captured_block, dynamic=False)
 
     def _next_to_compile(self, done: set[Shape]) -> tuple[Shape, LoopInputs] | None:
-        """A deferred shape first (it has no graph at all yet), else a captured one not recaptured compiled yet."""
-        if self._deferred:
-            return self._deferred.popitem()
+        """A deferred shape first (one met since this turn began has no graph at all yet), else a captured one not
+        recaptured compiled yet."""
+        deferred = self._first_deferred()
+        if deferred is not None:
+            return deferred
         key = next((shape for shape in self._captured if shape not in done), None)
         return None if key is None else (key, self._captured[key].example)
 
@@ -322,7 +325,7 @@ class FlowSampler:
 
     @property
     def pending_shapes(self) -> int:
-        """Shapes that run without a graph until the idle captures reach them."""
+        """Shapes that run without a graph until the idle captures reach them (one being captured included)."""
         return len(self._deferred)
 
     def _prepare(
@@ -414,12 +417,25 @@ class FlowSampler:
         if not self._deferred or not self._capture_lock.acquire(blocking=wait):
             return False
         try:
-            if not self._deferred:  # the other caller took the last one
+            deferred = self._first_deferred()
+            if deferred is None:  # the other caller captured the last one
                 return False
-            self._capture_missing(*self._deferred.popitem())
+            try:
+                self._capture_missing(*deferred)
+            finally:  # captured, or failed (logged by the caller; the shape keeps running uncaptured)
+                self._deferred.pop(deferred[0], None)
         finally:
             self._capture_lock.release()
         return True
+
+    def _first_deferred(self) -> tuple[Shape, LoopInputs] | None:
+        """The oldest deferred shape and its example, left in place until its capture ends (so
+        :attr:`pending_shapes` counts a capture in progress)."""
+        for key in list(self._deferred):
+            example = self._deferred.get(key)
+            if example is not None:
+                return key, example
+        return None
 
     @property
     def capture_lock(self) -> threading.Lock:
