@@ -443,8 +443,11 @@ class F5Engine(Engine):
             LOG.warning("the background compile is still finishing its current shape")
 
     def release_memory(self) -> None:
+        """Cached GPU memory back, under the capture lock: emptying the cache while a graph is being captured (the
+        background compile's, the worker's idle captures) could break that capture."""
         if self.device.type == "cuda":
-            torch.cuda.empty_cache()
+            with self.sampler.capture_lock:
+                torch.cuda.empty_cache()
 
     def _vocos_decode(self, mel: torch.Tensor) -> torch.Tensor:
         """Vocos ``decode`` without its own inference-mode wrapper (so it compiles); callers run under one. The
