@@ -46,6 +46,7 @@ from ishowtts_ros.bench.workloads import (
     step_time,
     streaming_gaps,
     upstream_runner,
+    write_model_files,
 )
 from ishowtts_ros.core.engine import EngineConfig
 from ishowtts_ros.engines.arguments import add_engine_arguments, engine_config
@@ -254,6 +255,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--upstream-compile", action="store_true", help="also torch.compile upstream's DiT blocks")
     parser.add_argument("--startup", action="store_true", help="only time load+compile+warm-up, twice, in subprocesses")
     parser.add_argument("--startup-warm-runs", type=int, default=1, help="fresh processes timed with the warm cache")
+    parser.add_argument(
+        "--startup-files", action="store_true", help="--startup reads the random model from a checkpoint file and a "
+        "Vocos folder, as a robot reads real weights"
+    )  # fmt: skip
     parser.add_argument("--startup-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("bench_output"))
     args = parser.parse_args(argv)
@@ -280,6 +285,9 @@ def startup(args: argparse.Namespace) -> dict[str, Any]:
     times = {}
     warm = ["warm_cache"] + [f"warm_cache_{run}" for run in range(2, args.startup_warm_runs + 1)]
     with tempfile.TemporaryDirectory(prefix="ishowtts-startup-") as cache:  # cold means no compiled kernels
+        if args.startup_files:
+            checkpoint, vocoder = write_model_files(Path(cache) / "model", args.checkpoint)
+            child += ["--checkpoint", checkpoint, "--vocoder", vocoder]  # the last of a repeated option counts
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{cache}/inductor", "TRITON_CACHE_DIR": f"{cache}/triton"}
         for attempt in ("cold_cache", *warm):
             env[STARTUP_EPOCH] = repr(time.time())

@@ -8,13 +8,15 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ishowtts_ros.core.engine import EngineConfig
+from ishowtts_ros.engines.f5.checkpoint import DEFAULT_MODEL, CheckpointSpec
 from ishowtts_ros.engines.f5.engine import F5Engine, resolve_device
-from ishowtts_ros.engines.f5.models import load_models
+from ishowtts_ros.engines.f5.models import load_models, random_models, vocos_config
 
 Runner = Callable[[str, int], tuple[float, float, float]]
 
@@ -189,6 +191,27 @@ def streaming_gaps(engine: F5Engine, text: str, nfe: int) -> dict[str, Any]:
 
 #: Environment variable with the ``time.time()`` at which the parent started a start-up child process.
 STARTUP_EPOCH = "ISHOWTTS_STARTUP_EPOCH"
+
+
+def write_model_files(folder: Path, checkpoint: str) -> tuple[str, str]:
+    """The random model ``checkpoint`` names saved as a robot has its model: a checkpoint file in the layout of
+    upstream's released ones (EMA weights, safetensors) and a Vocos folder (config.yaml, pytorch_model.bin), so
+    ``--startup`` can time the path that reads real weights. Returns the checkpoint and vocoder settings."""
+    import yaml
+    from safetensors.torch import save_file
+
+    spec = CheckpointSpec.parse(checkpoint)
+    if spec.kind != "random" or spec.arch != DEFAULT_MODEL:
+        raise ValueError(f"model files are written for random:{DEFAULT_MODEL} (what a checkpoint file holds), "
+                         f"not {checkpoint!r}")  # fmt: skip
+    cfm, vocos = random_models(spec.arch, spec.seed)
+    vocos_folder = folder / "vocos-mel-24khz"
+    vocos_folder.mkdir(parents=True, exist_ok=True)
+    weights = {f"ema_model.{name}": value.contiguous() for name, value in cfm.state_dict().items()}
+    save_file(weights, str(folder / "model.safetensors"))
+    (vocos_folder / "config.yaml").write_text(yaml.safe_dump(vocos_config("full")), encoding="utf-8")
+    torch.save(vocos.state_dict(), vocos_folder / "pytorch_model.bin")
+    return str(folder / "model.safetensors"), str(vocos_folder)
 
 
 def startup_seconds(config: EngineConfig, epoch: float) -> dict[str, Any]:

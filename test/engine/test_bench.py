@@ -8,6 +8,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
+
+from ishowtts_ros.bench.workloads import write_model_files
+from ishowtts_ros.engines.f5.models import load_models, random_models
 
 pytestmark = pytest.mark.slow
 
@@ -38,3 +42,15 @@ def test_cpu_smoke_benchmark_writes_table_json_and_plot(tmp_path):
     assert report["quality"]["bf16"] <= 2e-2
     assert report["streaming"]["chunks"] >= 1
     assert (tmp_path / "bench.png").stat().st_size > 10_000
+
+
+def test_startup_model_files_load_back_as_the_random_model_they_were_written_from(tmp_path):
+    """``bench --startup --startup-files`` times the robot's loading path on files holding the benchmark's model."""
+    checkpoint, vocoder = write_model_files(tmp_path, "random:F5TTS_v1_Base:3")
+    loaded = load_models(checkpoint, vocoder)
+    written = random_models("F5TTS_v1_Base", seed=3)
+    for got, want in zip(loaded, written, strict=True):
+        assert got.state_dict().keys() == want.state_dict().keys()
+        assert all(torch.equal(value, want.state_dict()[name]) for name, value in got.state_dict().items())
+    with pytest.raises(ValueError, match="random:F5TTS_v1_Base"):
+        write_model_files(tmp_path, "random:tiny")

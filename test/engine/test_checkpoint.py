@@ -7,10 +7,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import save_file
 
 from ishowtts_ros.core.errors import EngineError
-from ishowtts_ros.engines.f5.models import build_cfm, build_vocos, load_models, load_vocos, skipped_weight_init
+from ishowtts_ros.engines.f5.models import (
+    build_cfm,
+    build_vocos,
+    load_models,
+    load_vocos,
+    skipped_weight_init,
+    vocos_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -75,24 +83,10 @@ def test_a_local_vocos_folder_loads_as_upstreams_load_vocoder_loads_it(tmp_path)
 
     torch.manual_seed(5)
     saved = build_vocos("full")
-    (tmp_path / "config.yaml").write_text(VOCOS_CONFIG, encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(vocos_config("full")), encoding="utf-8")
     torch.save(saved.state_dict(), tmp_path / "pytorch_model.bin")
     ours = load_vocos(str(tmp_path))
     theirs = load_vocoder("vocos", is_local=True, local_path=str(tmp_path), device="cpu")
     assert ours.state_dict().keys() == theirs.state_dict().keys() == saved.state_dict().keys()
     assert all(torch.equal(value, theirs.state_dict()[name]) for name, value in ours.state_dict().items())
     assert all(torch.equal(value, saved.state_dict()[name]) for name, value in ours.state_dict().items())
-
-
-#: A config.yaml shaped like charactr/vocos-mel-24khz's.
-VOCOS_CONFIG = """\
-feature_extractor:
-  class_path: vocos.feature_extractors.MelSpectrogramFeatures
-  init_args: {sample_rate: 24000, n_fft: 1024, hop_length: 256, n_mels: 100, padding: center}
-backbone:
-  class_path: vocos.models.VocosBackbone
-  init_args: {input_channels: 100, dim: 512, intermediate_dim: 1536, num_layers: 8}
-head:
-  class_path: vocos.heads.ISTFTHead
-  init_args: {dim: 512, n_fft: 1024, hop_length: 256, padding: same}
-"""

@@ -90,18 +90,33 @@ def build_cfm(arch: str = "F5TTS_v1_Base") -> nn.Module:
     )
 
 
+def vocos_config(size: str = "full") -> dict[str, Any]:
+    """A Vocos mel vocoder's hyperparameters, shaped like charactr/vocos-mel-24khz (``full``) or tiny for tests, in
+    the layout of a Vocos folder's ``config.yaml`` (``Vocos.from_hparams``)."""
+    dims = FULL_VOCOS if size == "full" else TINY_VOCOS
+    mel = dict(sample_rate=24000, n_fft=1024, hop_length=256, n_mels=100, padding="center")
+    return {
+        "feature_extractor": {"class_path": "vocos.feature_extractors.MelSpectrogramFeatures", "init_args": mel},
+        "backbone": {"class_path": "vocos.models.VocosBackbone", "init_args": dict(input_channels=100, **dims)},
+        "head": {
+            "class_path": "vocos.heads.ISTFTHead",
+            "init_args": dict(dim=dims["dim"], n_fft=1024, hop_length=256, padding="same"),
+        },
+    }
+
+
 def build_vocos(size: str = "full") -> nn.Module:
-    """A Vocos mel vocoder shaped like charactr/vocos-mel-24khz (``full``) or a tiny one for tests."""
+    """A Vocos mel vocoder with :func:`vocos_config`'s hyperparameters, weights as the constructors leave them."""
     from vocos import Vocos
     from vocos.feature_extractors import MelSpectrogramFeatures
     from vocos.heads import ISTFTHead
     from vocos.models import VocosBackbone
 
-    dims = FULL_VOCOS if size == "full" else TINY_VOCOS
+    config = vocos_config(size)
     return Vocos(
-        MelSpectrogramFeatures(sample_rate=24000, n_fft=1024, hop_length=256, n_mels=100, padding="center"),
-        VocosBackbone(input_channels=100, **dims),
-        ISTFTHead(dim=dims["dim"], n_fft=1024, hop_length=256, padding="same"),
+        MelSpectrogramFeatures(**config["feature_extractor"]["init_args"]),
+        VocosBackbone(**config["backbone"]["init_args"]),
+        ISTFTHead(**config["head"]["init_args"]),
     )
 
 
