@@ -208,9 +208,9 @@ def load_models(
 
 
 # Upstream reads its checkpoints and Vocos in f5_tts.infer.utils_infer (load_checkpoint, load_vocoder). That module
-# also imports transformers' ASR pipeline, matplotlib, pydub and upstream's trainer: about 3 s of a robot's start-up
-# on this machine, for code the engine never runs. The two functions below read the same files the same way
-# (test_checkpoint.py loads the same files with upstream's functions and compares every weight).
+# also imports transformers' ASR pipeline, matplotlib, pydub and upstream's trainer: 2-3 s of start-up on a 2-core
+# VM (docs/BENCHMARKS.md, session 12), for code the engine never runs. The two functions below read the same files
+# the same way (test_checkpoint.py loads the same files with upstream's functions and compares every weight).
 
 
 def load_ema_weights(cfm: nn.Module, path: str) -> None:
