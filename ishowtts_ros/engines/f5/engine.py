@@ -307,12 +307,14 @@ class F5Engine(Engine):
             first_chunks = [(ref.frames, self._longest_first_chunk(ref, options["speed"])) for ref in references]
             now, later = warmup_buckets(first_chunks, int(max_seconds * SAMPLE_RATE / HOP_LENGTH))
             shortest = min(references, key=lambda reference: reference.frames)
+
+            def of_bucket(frames: int) -> list[SampleRequest]:  # any request of the bucket's length: same graph
+                return [SampleRequest(cond=shortest.cond, tokens=[" "], duration=frames - 1, seed=0)]
+
             for frames in now:
-                request = SampleRequest(cond=shortest.cond, tokens=[" "], duration=frames - 1, seed=0)
-                self.sample_mels([request], options)  # on this thread: captured now
+                self.sample_mels(of_bucket(frames), options)  # on this thread: captured now
             for frames in later:
-                request = SampleRequest(cond=shortest.cond, tokens=[" "], duration=frames - 1, seed=0)
-                self.sampler.defer([request], steps=1, cfg_strength=options["cfg_strength"])
+                self.sampler.defer(of_bucket(frames), steps=1, cfg_strength=options["cfg_strength"])
         captured = time.perf_counter()
         for text in ("Ready.", "The robot voice is warming up and will be ready in a moment."):
             for _ in self.synthesize(text, options={"seed": 0}):
