@@ -121,6 +121,28 @@ def test_every_nfe_and_sway_replays_the_graphs_captured_at_warm_up():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_request_captures_the_lengths_warm_up_left_for_later():
+    """Right after ready (no idle moment yet), a chunk whose bucket warm-up left for later is captured by its own
+    request on the GPU worker, and that request's audio is the audio its graph gives every later request."""
+    cfm, vocoder = random_models("F5TTS_v1_Base", seed=11)
+    engine = F5Engine(F5Config(device="cuda", precision="fp16", compile=False), models=(cfm, vocoder))
+    engine.scheduler.idle_delay = 3600.0  # no idle captures: only requests capture here
+    engine.warmup()
+    before, pending = set(engine.sampler.captured_shapes), engine.describe()["graphs_to_capture"]
+    assert pending > 0
+    text = " ".join([TEXT] * 8)  # chunks after the first are longer than any first chunk
+    first = engine.synthesize_all(text, options={"seed": 4}).samples
+    met = set(engine.sampler.captured_shapes) - before
+    assert met and engine.describe()["graphs_to_capture"] < pending, (met, engine.describe())
+    again = engine.synthesize_all(text, options={"seed": 4}).samples
+    assert set(engine.sampler.captured_shapes) - before == met
+    assert again.shape == first.shape and np.isfinite(first).all()
+    assert float(np.linalg.norm(again - first) / np.linalg.norm(first)) <= QUALITY_TOLERANCE / 4
+    engine.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_the_engine_serves_before_compiling_and_recaptures_every_graph_compiled_in_the_background():
     """Start-up: ready once graphs without compile are captured; compilation then runs beside the worker, says how
     far it is, and swaps each graph for a compiled one with the same audio."""

@@ -1,6 +1,6 @@
 """The engine imports upstream's model code without upstream's training stack (its Trainer pulls in accelerate,
-wandb and datasets) and reads checkpoints without upstream's inference utilities (transformers, matplotlib):
-seconds of a robot's start-up. The package still behaves as upstream ships it."""
+wandb and datasets) or einx's solver (sympy, torch._dynamo), and reads checkpoints without upstream's inference
+utilities (transformers, matplotlib): seconds of a robot's start-up. The packages still behave as they ship."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ with tempfile.TemporaryDirectory() as folder, skipped_weight_init():  # a checkp
     cfm = build_cfm("tiny")
     load_ema_weights(cfm, f"{folder}/model.safetensors")
 FlowSampler(cfm, torch.device("cpu"), torch.float32).sample  # the engine's own model code
-loaded = ("f5_tts.model.trainer", "f5_tts.model.dataset", "accelerate", "f5_tts.infer.utils_infer", "transformers")
+loaded = ("f5_tts.model.trainer", "f5_tts.model.dataset", "accelerate", "f5_tts.infer.utils_infer", "transformers",
+          "einx._src", "sympy", "torch._dynamo")
 print(sorted(name for name in loaded if name in sys.modules))
 from f5_tts.model import CFM, Trainer
 import f5_tts.model
@@ -32,14 +33,17 @@ try:
     f5_tts.model.NoSuchName
 except AttributeError as exc:
     print(exc)
+import einx
+print(einx.subtract("i, j -> i j", torch.arange(2), torch.arange(3)).tolist())
 """
 
 
-def test_the_engine_leaves_upstreams_trainer_unimported_and_the_package_whole_for_everyone_else():
+def test_the_engine_leaves_upstreams_trainer_and_einxs_solver_unimported_and_the_packages_whole_for_everyone_else():
     done = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-3:] == [
+    assert done.stdout.splitlines()[-4:] == [
         "[]",
         "Trainer True DiT",
         "module 'f5_tts.model' has no attribute 'NoSuchName'",
+        "[[0, -1, -2], [1, 0, -1]]",
     ], done.stdout

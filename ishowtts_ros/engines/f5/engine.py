@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import functools
 import importlib
 import importlib.util
 import logging
@@ -17,6 +18,7 @@ import math
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -128,11 +130,13 @@ def runtime_versions() -> dict[str, str]:
     return {"torch": torch.__version__, "triton": triton, "cudnn": str(cudnn or "n/a"), "cuda": cuda}
 
 
-def _finish_compiling(stop: threading.Event, compiler: threading.Thread) -> None:
-    """At interpreter exit: let a background compile end its current shape (Python would otherwise kill the
-    thread inside Inductor, and the C++ runtime abort the process)."""
-    stop.set()
-    compiler.join(timeout=60.0)
+def _close_at_exit(engine: weakref.ref[F5Engine]) -> None:
+    """At interpreter exit, an engine its owner never closed is closed: its GPU worker and background compile end
+    their current work first (Python would otherwise stop those threads inside torch or Inductor, and the C++
+    runtime abort the process)."""
+    alive = engine()
+    if alive is not None:
+        alive.close()
 
 
 class F5Engine(Engine):
@@ -178,6 +182,8 @@ class F5Engine(Engine):
             self._launch_batch, max_batch=settings.max_batch or default_batch, on_idle=self.sampler.capture_deferred
         )
         self.sampler.capture_thread = self.scheduler.worker
+        self._exit_hook = functools.partial(_close_at_exit, weakref.ref(self))
+        atexit.register(self._exit_hook)
         self._references = ReferenceCache(self._mel)
         self.vocoder_precision = self._choose_vocoder_precision(settings.vocoder_precision)
         #: Where compilation stands (``describe()``, the node's diagnostics): with graphs it runs in the background
@@ -226,8 +232,8 @@ class F5Engine(Engine):
     def warmup(self, max_seconds: float = 22.0) -> None:
         """Capture the CUDA graphs of the length buckets that any voice's first chunk can need (the graphs serve
         every NFE), so no first audio waits for a capture, nor a voice switch; every other bucket up to a chunk of
-        ``max_seconds`` is captured in the first idle moments after (those lengths run without a graph until then,
-        ``graphs_to_capture`` in :meth:`describe`), as are shapes met later. With graphs, the engine is ready once
+        ``max_seconds`` is captured by the first request that meets it, or in the first idle moments after
+        (``graphs_to_capture`` in :meth:`describe`), as are shapes met later. With graphs, the engine is ready once
         the first ones are captured without compile (seconds), and compiles in the background
         (:meth:`wait_compiled`). Without graphs it compiles here. If compiling fails (a broken Triton or C++
         toolchain), the engine goes on without it: slower, never dead."""
@@ -242,7 +248,6 @@ class F5Engine(Engine):
             self.compile_progress = "started in the background; serving CUDA graphs without compile meanwhile"
             self._compiler = threading.Thread(target=self._compile_in_background, name="f5-compile", daemon=True)
             self._compiler.start()
-            atexit.register(_finish_compiling, self._compile_stop, self._compiler)
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
         """Wait for the background compile (if any) to end; False if it is still running after ``timeout``."""
@@ -438,6 +443,7 @@ class F5Engine(Engine):
             job.launched.set()
 
     def close(self) -> None:
+        atexit.unregister(self._exit_hook)
         self._compile_stop.set()
         self.sampler.drop_deferred()  # no capture is started while the worker winds down
         self.scheduler.close()

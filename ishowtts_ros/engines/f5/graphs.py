@@ -25,8 +25,8 @@ def warmup_buckets(first_chunks: Sequence[tuple[int, int]], longest: int) -> tup
     """The buckets to capture before the engine is ready and the ones to capture once it is idle, out of every
     bucket from the shortest reference to a chunk of ``longest`` frames. ``first_chunks`` has each voice's
     (reference frames, frames of its longest first chunk). First chunks set the time to first audio, so their
-    buckets come first; a later chunk is computed while the one before it plays, and until its bucket is captured
-    it runs without a graph (about 6x slower on an H100, still far faster than real time)."""
+    buckets come first; a later chunk is computed while the one before it plays, so the first request that meets one
+    of the other buckets can pay for its capture (about two steps run without a graph)."""
     everything = range(bucket(min(ref for ref, _ in first_chunks) + 1), bucket(longest) + 1, BUCKET_FRAMES)
     first = {
         frames for ref, chunk in first_chunks for frames in range(bucket(ref + 1), bucket(chunk) + 1, BUCKET_FRAMES)

@@ -20,11 +20,11 @@ from torch import nn
 
 from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.engines.f5.checkpoint import HUB_REPO, OFFLINE_HELP, VOCOS_REPO, CheckpointSpec
-from ishowtts_ros.engines.f5.upstream import defer_training_imports
+from ishowtts_ros.engines.f5.upstream import defer_unused_imports
 
 LOG = logging.getLogger(__name__)
 
-defer_training_imports()  # before any import of upstream's model code (this module's, the sampler's, the engine's)
+defer_unused_imports()  # before any import of upstream's model code (this module's, the sampler's, the engine's)
 
 #: A tiny DiT with the upstream classes: the real code paths run on a CPU in seconds (tests, CPU smoke benchmark).
 TINY_ARCH: dict[str, Any] = dict(

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
-import torch._dynamo
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
@@ -144,10 +143,11 @@ class FlowSampler:
             self._proj_context = proj.weight[:, self.num_channels :].contiguous()
         self._proj_bias = proj.bias
         self._captured: dict[Shape, CapturedStep] = {}
-        #: On this thread (the engine's GPU worker), a shape seen for the first time (a length beyond the warm-up's,
-        #: guidance off) runs uncaptured at once and is captured when the worker is idle (:meth:`capture_deferred`),
-        #: so the request that brings it never waits for a capture. Other callers (warm-up, tools) capture there
-        #: and then.
+        #: On this thread (the engine's GPU worker), a shape met without a graph (a length warm-up left for later,
+        #: guidance off) is captured by the request that meets it when that needs no compile and no wait
+        #: (:meth:`_capture_without_waiting`); otherwise it runs uncaptured and is captured when the worker is idle
+        #: (:meth:`capture_deferred`), so no request waits for a compile. Other callers (warm-up, tools) capture
+        #: there and then.
         self.capture_thread: threading.Thread | None = None
         self._deferred: dict[Shape, LoopInputs] = {}
         self._graph_pool = torch.cuda.graph_pool_handle() if self.graphs else None
@@ -184,6 +184,8 @@ class FlowSampler:
 
     @staticmethod
     def _compile_limit() -> None:
+        import torch._dynamo  # only when compiling: its import (with sympy) is seconds before ready otherwise
+
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
 
     @torch.inference_mode()
@@ -304,8 +306,13 @@ class FlowSampler:
         """Mels [B, frames, mels] (float32, reference frames restored) and each item's frame count."""
         batch = self._prepare(requests, steps, cfg_strength, sway_sampling_coef, max_duration)
         inputs, key = batch.inputs, batch.key
-        deferred = threading.current_thread() is self.capture_thread and key not in self._captured
-        if batch.graph_mode and deferred:  # eager blocks: a compile here would stall the worker as a capture would
+        on_worker = threading.current_thread() is self.capture_thread
+        captured = self._captured.get(key) if batch.graph_mode else None
+        if batch.graph_mode and captured is None and on_worker:
+            captured = self._capture_without_waiting(key, inputs)
+        if captured is not None:
+            x = captured.run(inputs)
+        elif batch.graph_mode and on_worker:  # eager blocks: a compile here would stall the worker for seconds
             x = self._loop(inputs, rotary_table(self.dit, key[1]), key[2], self._call_block, fused_conv=True)
             self._deferred.setdefault(key, inputs)
         elif batch.graph_mode:
@@ -325,7 +332,7 @@ class FlowSampler:
 
     @property
     def pending_shapes(self) -> int:
-        """Shapes that run without a graph until the idle captures reach them (one being captured included)."""
+        """Shapes left for a request that meets them or for the idle captures (one being captured included)."""
         return len(self._deferred)
 
     def _prepare(
@@ -392,6 +399,25 @@ class FlowSampler:
             return captured
         with self._capture_lock:
             return self._capture_missing(key, example)
+
+    def _capture_without_waiting(self, key: Shape, example: LoopInputs) -> CapturedStep | None:
+        """On the GPU worker, the graph of a shape met without one, captured now if that needs neither a wait nor a
+        compile: one eager step and its recording, then every step replays, which costs less than running every
+        step eagerly. None while the background compile holds the lock or once captures compile (seconds), and if
+        the capture fails: the request then runs uncaptured and the shape waits for an idle moment."""
+        if not self._capture_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._capture_block is not self._call_block:
+                return None
+            captured = self._capture_missing(key, example)
+            self._deferred.pop(key, None)
+            return captured
+        except Exception:
+            LOG.warning("capturing a CUDA graph for %s failed; this request runs without one", key, exc_info=True)
+            return None
+        finally:
+            self._capture_lock.release()
 
     def _capture_missing(self, key: Shape, example: LoopInputs) -> CapturedStep:
         """The graph of ``key``, captured from ``example`` if it has none yet (the capture lock held)."""
