@@ -5,8 +5,8 @@ Two package ``__init__`` files cost a robot seconds of start-up for code the eng
 - ``f5_tts.model``'s imports upstream's ``Trainer``, and with it accelerate, wandb and datasets (about 1.3 s on
   this machine);
 - ``einx``'s (imported by x-transformers, whose rotary embedding the DiT uses; the DiT never calls einx) imports
-  sympy and ``torch._dynamo``: about 2 s of an H100 host's 3 s of upstream imports (``python -X importtime``,
-  docs/BENCHMARKS.md). The background compile imports ``torch._dynamo`` after ready anyway.
+  sympy and ``torch._dynamo``: 5.6 s of the DiT module's 8.0 s under ``python -X importtime`` on an H100 host
+  (docs/BENCHMARKS.md, session 13). The background compile imports ``torch._dynamo`` after ready anyway.
 
 :func:`defer_unused_imports` registers both packages without running their ``__init__``; their submodules
 (``f5_tts.model.cfm``, ``.backbones.dit``, ``.utils``) import as usual, and the first name asked of a package
