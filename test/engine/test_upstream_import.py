@@ -24,7 +24,9 @@ with tempfile.TemporaryDirectory() as folder, skipped_weight_init():  # a checkp
     load_ema_weights(cfm, f"{folder}/model.safetensors")
 FlowSampler(cfm, torch.device("cpu"), torch.float32).sample  # the engine's own model code
 loaded = ("f5_tts.model.trainer", "f5_tts.model.dataset", "accelerate", "f5_tts.infer.utils_infer", "transformers",
-          "einx._src", "sympy", "torch._dynamo")
+          "einx._src")
+if tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 8):  # before 2.8, einops imports it itself
+    loaded += ("sympy", "torch._dynamo")
 print(sorted(name for name in loaded if name in sys.modules))
 from f5_tts.model import CFM, Trainer
 import f5_tts.model
