@@ -133,10 +133,11 @@ def runtime_versions() -> dict[str, str]:
 def _close_at_exit(engine: weakref.ref[F5Engine]) -> None:
     """At interpreter exit, an engine its owner never closed is closed: its GPU worker and background compile end
     their current work first (Python would otherwise stop those threads inside torch or Inductor, and the C++
-    runtime abort the process)."""
+    runtime abort the process). A shape can take longer than a minute to compile on an Orin's CPU, so this waits
+    longer for it than a node's shutdown does."""
     alive = engine()
     if alive is not None:
-        alive.close()
+        alive.close(compile_timeout=60.0)
 
 
 class F5Engine(Engine):
@@ -442,12 +443,13 @@ class F5Engine(Engine):
             job.result = self._to_host(wave)
             job.launched.set()
 
-    def close(self) -> None:
+    def close(self, compile_timeout: float = 30.0) -> None:
+        """Stop the GPU worker and the background compile (waiting up to ``compile_timeout`` s for its shape)."""
         atexit.unregister(self._exit_hook)
         self._compile_stop.set()
         self.sampler.drop_deferred()  # no capture is started while the worker winds down
         self.scheduler.close()
-        if not self.wait_compiled(timeout=30.0):
+        if not self.wait_compiled(timeout=compile_timeout):
             LOG.warning("the background compile is still finishing its current shape")
 
     def release_memory(self) -> None:

@@ -306,17 +306,20 @@ class FlowSampler:
         """Mels [B, frames, mels] (float32, reference frames restored) and each item's frame count."""
         batch = self._prepare(requests, steps, cfg_strength, sway_sampling_coef, max_duration)
         inputs, key = batch.inputs, batch.key
-        on_worker = threading.current_thread() is self.capture_thread
+        # A captured shape is looked up without the lock: the worker never waits while :meth:`compile_captured`
+        # holds it (for seconds per shape).
         captured = self._captured.get(key) if batch.graph_mode else None
-        if batch.graph_mode and captured is None and on_worker:
-            captured = self._capture_without_waiting(key, inputs)
+        if batch.graph_mode and captured is None:
+            if threading.current_thread() is self.capture_thread:
+                captured = self._capture_without_waiting(key, inputs)
+            else:
+                with self._capture_lock:
+                    captured = self._capture_missing(key, inputs)
         if captured is not None:
             x = captured.run(inputs)
-        elif batch.graph_mode and on_worker:  # eager blocks: a compile here would stall the worker for seconds
+        elif batch.graph_mode:  # the worker, with no capture now: eager blocks (a compile would stall it for seconds)
             x = self._loop(inputs, rotary_table(self.dit, key[1]), key[2], self._call_block, fused_conv=True)
             self._deferred.setdefault(key, inputs)
-        elif batch.graph_mode:
-            x = self._captured_step(key, inputs).run(inputs)
         else:
             x = self._loop(inputs, rotary_table(self.dit, key[1]), key[2], self._run_block, fused_conv=False)
         out = torch.where(batch.cond_mask, batch.cond.float(), x)
@@ -390,15 +393,6 @@ class FlowSampler:
         if len(durations) > 1:
             return lens_to_mask(self._to_device(torch.tensor(durations)), frames).repeat(rows_per_item, 1)
         return None
-
-    def _captured_step(self, key: Shape, example: LoopInputs) -> CapturedStep:
-        """The graph of ``key``, captured now if it has none. A captured shape is looked up without the lock: the
-        worker never waits while :meth:`compile_captured` holds it (for seconds per shape)."""
-        captured = self._captured.get(key)
-        if captured is not None:
-            return captured
-        with self._capture_lock:
-            return self._capture_missing(key, example)
 
     def _capture_without_waiting(self, key: Shape, example: LoopInputs) -> CapturedStep | None:
         """On the GPU worker, the graph of a shape met without one, captured now if that needs neither a wait nor a
