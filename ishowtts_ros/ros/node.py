@@ -378,12 +378,13 @@ class TtsNode(Node):
         return response
 
     def shutdown(self) -> None:
-        """Cancel everything, stop the speech thread and release the engine, within about a second: a chunk still
-        being synthesized is left to its daemon thread rather than waited for."""
+        """Cancel everything, say ``speaking: false``, stop the speech thread and release the engine, within about two
+        seconds in any state: a chunk still being synthesized, or a shape the background compile is still compiling,
+        is left to its daemon thread rather than waited for (the process ends right after, :func:`main`)."""
         self.speech.close(timeout=0.5)
+        self.speaking_pub.publish(Bool(data=False))
         if self.engine is not None:
             self.engine.close()
-        self.speaking_pub.publish(Bool(data=False))
 
 
 def main(args: list[str] | None = None) -> NoReturn:

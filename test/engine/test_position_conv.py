@@ -16,9 +16,11 @@ import pytest
 import torch
 from f5_tts.model.modules import ConvPositionEmbedding
 
+from ishowtts_ros.engines.f5.kernels import cudnn_off
 from ishowtts_ros.engines.f5.kernels.position_conv import (
     DEFAULT_TILE,
     TritonPositionConv,
+    channels_last_position_conv,
     checked_triton_position_conv,
     position_conv_kind,
     triton_position_conv_unsupported,
@@ -158,6 +160,31 @@ def test_triton_kernel_matches_upstream_on_gpu_full_shape():
     with torch.no_grad():
         expected = module.double()(x.double(), mask)
         out = checked_triton_position_conv(copy.deepcopy(module).half(), torch.float16, x.device)(x.half(), mask)
+    assert relative_error(out, expected) < 5e-3
+    assert not out[~mask].any()
+
+
+def test_cudnn_position_conv_matches_upstream_on_the_cpu():
+    module = random_module(64, 16, seed=5)
+    x = torch.randn(2, 50, 64)
+    mask = torch.arange(50)[None] < torch.tensor([50, 31])[:, None]
+    with torch.no_grad():
+        assert relative_error(channels_last_position_conv(module, x, mask), module(x, mask)) < 1e-5
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cudnn_position_conv_matches_upstream_on_gpu_while_another_thread_has_cudnn_off():
+    """The fallback calls cuDNN directly: it neither needs cuDNN switched on nor switches it for other threads."""
+    cfm, _ = random_models("F5TTS_v1_Base", seed=3)
+    module = cfm.transformer.input_embed.conv_pos_embed.cuda()
+    x = torch.randn(2, 2176, 1024, device="cuda")
+    mask = torch.arange(2176, device="cuda")[None] < torch.tensor([2058, 1500], device="cuda")[:, None]
+    with torch.no_grad():
+        expected = module.double()(x.double(), mask)
+        with cudnn_off():
+            out = channels_last_position_conv(copy.deepcopy(module).half(), x.half(), mask)
+            assert not torch.backends.cudnn.enabled
     assert relative_error(out, expected) < 5e-3
     assert not out[~mask].any()
 

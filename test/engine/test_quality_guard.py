@@ -155,7 +155,8 @@ def test_the_engine_serves_before_compiling_and_recaptures_every_graph_compiled_
     assert progress.startswith(("started in the background", "in the background:", "done in")), progress
     assert engine.wait_compiled(timeout=900)
     assert engine.describe()["compile_progress"].startswith("done in"), engine.describe()
-    assert not engine.sampler.compile_pending and engine.describe()["graphs_to_capture"] == 0
+    assert engine.describe()["graphs_to_capture"] == 0
+    assert engine.lifecycle.compiled_shapes == engine.sampler.captured_shapes  # every graph swapped for a compiled one
     compiled = engine.synthesize_all(TEXT, options={"seed": 4}).samples
     assert compiled.shape == served.shape
     assert float(np.linalg.norm(compiled - served) / np.linalg.norm(served)) <= QUALITY_TOLERANCE / 4

@@ -33,7 +33,8 @@ from ishowtts_ros.core.scheduler import BatchJob, BatchScheduler
 from ishowtts_ros.core.text import split_text
 from ishowtts_ros.core.voices import Voice
 from ishowtts_ros.engines.f5.cache import persistent_compile_cache
-from ishowtts_ros.engines.f5.graphs import warmup_buckets
+from ishowtts_ros.engines.f5.graphs import MAX_GRAPH_FRAMES, warmup_buckets
+from ishowtts_ros.engines.f5.lifecycle import CompileTurns
 from ishowtts_ros.engines.f5.models import UpstreamModule, load_models
 from ishowtts_ros.engines.f5.options import F5_OPTIONS, F5Config
 from ishowtts_ros.engines.f5.quality import QUALITY_TOLERANCE, relative_error
@@ -48,6 +49,10 @@ COMPILE_SWITCH_INTERVAL = 2e-4
 #: The background compile starts each shape only once the GPU worker has had no request for this long (s): a shape
 #: compiling beside a request slowed it 5-18x on an H100 (docs/BENCHMARKS.md).
 COMPILE_QUIET_SECONDS = 0.5
+#: Mel lengths Vocos is compiled on (frames): both sides of its convolutions' size threshold, up to the longest graph.
+VOCOS_WARM_FRAMES = (8, 64, 200, 256, 1024, MAX_GRAPH_FRAMES)
+#: The slowest ``speed`` whose chunks' graphs warm-up plans (every bucket a chunk can need at this speed or faster).
+PLANNED_SPEED = 0.5
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -131,10 +136,10 @@ def runtime_versions() -> dict[str, str]:
 
 
 def _close_at_exit(engine: weakref.ref[F5Engine]) -> None:
-    """At interpreter exit, an engine its owner never closed is closed: its GPU worker and background compile end
-    their current work first (Python would otherwise stop those threads inside torch or Inductor, and the C++
-    runtime abort the process). A shape can take longer than a minute to compile on an Orin's CPU, so this waits
-    longer for it than a node's shutdown does."""
+    """At interpreter exit, an engine not closed, or closed during a compile, is closed: its GPU worker and
+    background compile end their current work first (Python would otherwise stop those threads inside torch or
+    Inductor, and the C++ runtime abort the process). A shape can take longer than a minute to compile on an Orin's
+    CPU, so this waits for it; a node never gets here (it ends its process at once after shutdown)."""
     alive = engine()
     if alive is not None:
         alive.close(compile_timeout=60.0)
@@ -179,10 +184,11 @@ class F5Engine(Engine):
         # A replayed graph already keeps the GPU busy, and eager batches cost more than the replays they replace
         # (docs/BENCHMARKS.md), so with graphs the worker interleaves requests' chunks instead of batching them.
         default_batch = 1 if self.sampler.graphs else 4
+        self.lifecycle = self.sampler.lifecycle
         self.scheduler: BatchScheduler[FlowSettings, tuple[Reference, SampleRequest]] = BatchScheduler(
-            self._launch_batch, max_batch=settings.max_batch or default_batch, on_idle=self.sampler.capture_deferred
+            self._launch_batch, max_batch=settings.max_batch or default_batch, on_idle=self.lifecycle.on_idle
         )
-        self.sampler.capture_thread = self.scheduler.worker
+        self.lifecycle.worker = self.scheduler.worker
         self._exit_hook = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._exit_hook)
         self._references = ReferenceCache(self._mel)
@@ -190,15 +196,16 @@ class F5Engine(Engine):
         #: Where compilation stands (``describe()``, the node's diagnostics): with graphs it runs in the background
         #: after warm-up, and until it ends the engine serves CUDA graphs without compile.
         self.compile_progress = "off"
-        if self.compiled and self.sampler.compile_pending:
+        if self.compiled and self.lifecycle.compiles:
             self.compile_progress = "in the background after warm-up"
         elif self.compiled:
             self.compile_progress = "at warm-up"
             self._decode = torch.compile(self._vocos_decode, dynamic=True)
-        self._compile_stop = threading.Event()
         #: Where warm-up spent its time (``bench --startup``).
         self.warmup_phases: dict[str, float] = {}
-        self._compiler: threading.Thread | None = None
+        self._planned_seconds = 22.0
+        self._compile_started = 0.0
+        self._switch_interval = sys.getswitchinterval()
         self.load_seconds = time.perf_counter() - started
         LOG.info("f5 engine on %s (%s) loaded in %.1f s: %s", self.device, self.precision, self.load_seconds,
                  ", ".join(f"{key} {value}" for key, value in self.describe().items()))  # fmt: skip
@@ -241,86 +248,85 @@ class F5Engine(Engine):
         try:
             self._warm(max_seconds)
         except Exception as exc:
-            if not self.compiled or self.sampler.compile_pending:
+            if not self.compiled or self.lifecycle.compiles:
                 raise
             self._stop_compiling(f"it failed at warm-up ({root_cause(exc)})")
             self._warm(max_seconds)
-        if self.compiled and self.sampler.compile_pending and self._compiler is None:
+        if self.compiled and self.lifecycle.compiles and not self._compile_started:
             self.compile_progress = "started in the background; serving CUDA graphs without compile meanwhile"
-            self._compiler = threading.Thread(target=self._compile_in_background, name="f5-compile", daemon=True)
-            self._compiler.start()
+            self._compile_started = time.perf_counter()
+            turns = CompileTurns(self._compile_turn, self._compile_progressed, self._compile_round_done,
+                                 self._compile_failed)  # fmt: skip
+            self.lifecycle.start_compiling(turns)
 
     def wait_compiled(self, timeout: float | None = None) -> bool:
-        """Wait for the background compile (if any) to end; False if it is still running after ``timeout``."""
-        if self._compiler is not None:
-            self._compiler.join(timeout)
-        return self._compiler is None or not self._compiler.is_alive()
+        """Wait until the background compile has nothing left to do; False if it still has after ``timeout``."""
+        return self.lifecycle.wait_compiled(timeout)
 
-    def _compile_in_background(self) -> None:
-        started = time.perf_counter()
-        # Dynamo traces in Python: with the default 5 ms switch interval, a request served while a shape compiles
-        # waits up to 5 ms for the GIL after every graph replay and kernel launch that released it.
-        switch_interval = sys.getswitchinterval()
+    def _compile_turn(self) -> None:
+        """Before each shape of the background compile: a quiet worker (or closing). Dynamo traces in Python: with
+        the default 5 ms switch interval, a request served while a shape compiles waits up to 5 ms for the GIL after
+        every graph replay and kernel launch that released it, so the interval is short until the round ends."""
         sys.setswitchinterval(COMPILE_SWITCH_INTERVAL)
-        try:
-            self.sampler.compile_captured(self._compile_stop, self._compile_progressed, self._wait_for_quiet)
-            self._wait_for_quiet()
-            if not self._compile_stop.is_set():
-                self._decode = self._compiled_vocos()
-        except Exception as exc:
-            self._stop_compiling(f"it failed in the background ({root_cause(exc)}); CUDA graphs without compile")
-            return
-        finally:
-            sys.setswitchinterval(switch_interval)
-        if self._compile_stop.is_set():
-            self.compile_progress = "stopped: the engine closed"
-            return
-        self.compile_progress = f"done in {time.perf_counter() - started:.1f} s after warm-up"
-        LOG.info("torch.compile %s: compiled CUDA graphs from now on", self.compile_progress)
-
-    def _wait_for_quiet(self) -> None:
-        """Until no request has been served for a moment (or the engine closes)."""
-        while self.scheduler.quiet_for() < COMPILE_QUIET_SECONDS and not self._compile_stop.wait(0.05):
+        while self.scheduler.quiet_for() < COMPILE_QUIET_SECONDS and not self.lifecycle.closing.wait(0.05):
             pass
 
     def _compile_progressed(self, done: int, total: int) -> None:
-        self.compile_progress = f"in the background: {done}/{total} shapes; serving CUDA graphs without compile"
+        self.compile_progress = f"in the background: {done}/{total} shapes; serving CUDA graphs meanwhile"
+
+    def _compile_round_done(self) -> None:
+        """After each round of the background compile; the first one compiles Vocos too."""
+        if self._decode == self._vocos_decode:
+            self._compile_turn()
+            if self.lifecycle.closing.is_set():
+                return
+            self._decode = self._compiled_vocos()
+        sys.setswitchinterval(self._switch_interval)
+        done = len(self.lifecycle.compiled_shapes)
+        self.compile_progress = f"done in {time.perf_counter() - self._compile_started:.1f} s after warm-up"
+        LOG.info("torch.compile %s: %d compiled CUDA graphs from now on", self.compile_progress, done)
+
+    def _compile_failed(self, exc: BaseException) -> None:
+        sys.setswitchinterval(self._switch_interval)
+        self._stop_compiling(f"it failed in the background ({root_cause(exc)}); CUDA graphs without compile")
 
     @torch.inference_mode()
     def _compiled_vocos(self) -> Any:
-        """Vocos compiled for any length (on this thread, on a side stream), once it has run on a real mel."""
+        """Vocos compiled for any length (on this thread, on a side stream), so the GPU worker's first call needs no
+        compile (see :meth:`warm_vocos`)."""
         decode = torch.compile(self._vocos_decode, dynamic=True)
-        mel = self.reference(self.registry.get()).cond.float().T[None]
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))
-        with self.sampler.capture_lock, torch.cuda.stream(side), without_cudnn():
-            decode(mel)
+        with self.lifecycle.capture_lock, torch.cuda.stream(side):
+            self.warm_vocos(decode)
             side.synchronize()
         return decode
+
+    def warm_vocos(self, decode: Any) -> None:
+        """Run ``decode`` on a real mel cut to every length class a chunk can have, laid out exactly as
+        :meth:`vocode` passes it: a compiled Vocos guards on the layout (a permuted view recompiled on the first
+        real chunk) and on lengths either side of a threshold of its convolutions (a chunk under ~205 frames
+        recompiled after warming on a 5 s reference), so every such compile happens here, off the worker."""
+        cond = self.reference(self.registry.get()).cond
+        mel = cond.repeat(math.ceil(VOCOS_WARM_FRAMES[-1] / cond.shape[0]), 1)[None]
+        with without_cudnn():
+            for frames in VOCOS_WARM_FRAMES:
+                decode(self._vocos_input(mel[:, :frames]))
 
     def _stop_compiling(self, why: str) -> None:
         LOG.warning("torch.compile is off: %s; running without it", why)
         self.compiled, self.compile_note, self.compile_progress = False, why, "failed"
-        self.sampler.stop_compiling()
+        self.lifecycle.stop_compiling()
         self._decode = self._vocos_decode
 
     def _warm(self, max_seconds: float) -> None:
         started = time.perf_counter()
         references = self._prepare_voices()
         voices = time.perf_counter()
+        self._planned_seconds = max_seconds
         if self.sampler.graphs:
-            options = {**self.default_options, "nfe_step": 1}  # the graphs hold one step, whatever the NFE
-            first_chunks = [(ref.frames, self._longest_first_chunk(ref, options["speed"])) for ref in references]
-            now, later = warmup_buckets(first_chunks, int(max_seconds * SAMPLE_RATE / HOP_LENGTH))
-            shortest = min(references, key=lambda reference: reference.frames)
-
-            def of_bucket(frames: int) -> list[SampleRequest]:  # any request of the bucket's length: same graph
-                return [SampleRequest(cond=shortest.cond, tokens=[" "], duration=frames - 1, seed=0)]
-
-            for frames in now:
-                self.sample_mels(of_bucket(frames), options)  # on this thread: captured now
-            for frames in later:
-                self.sampler.defer(of_bucket(frames), steps=1, cfg_strength=options["cfg_strength"])
+            for request, cfg_strength in self._plan_graphs(references, capture_first=True):
+                self.sampler.plan(request, steps=1, cfg_strength=cfg_strength)
         captured = time.perf_counter()
         for text in ("Ready.", "The robot voice is warming up and will be ready in a moment."):
             for _ in self.synthesize(text, options={"seed": 0}):
@@ -336,6 +342,31 @@ class F5Engine(Engine):
         }
         LOG.info("warm-up: voices %(voices_s).2f s, %(graphs)d graphs %(graphs_s).2f s (%(graphs_when_idle)d more "
                  "when idle), two sentences %(sentences_s).2f s", self.warmup_phases)  # fmt: skip
+
+    def _plan_graphs(
+        self, references: Sequence[Reference], capture_first: bool
+    ) -> list[tuple[list[SampleRequest], float]]:
+        """The graphs every request of these voices can be known to need, in the order they serve: the buckets of
+        every voice's first chunks (captured now, on this thread, where ``capture_first``), then the longer chunks'
+        buckets up to a chunk of ``max_seconds`` at :data:`PLANNED_SPEED`, then the first chunks' with guidance off
+        (``cfg_strength`` 0 from rqt). Returned for planning: captured when the worker is idle or by the compile
+        thread, and compiled in the background."""
+        options = {**self.default_options, "nfe_step": 1}  # the graphs hold one step, whatever the NFE
+        first_chunks = [(ref.frames, self._longest_first_chunk(ref, options["speed"])) for ref in references]
+        rate = SAMPLE_RATE / HOP_LENGTH
+        longest = min(MAX_GRAPH_FRAMES - 1, int(self._planned_seconds / PLANNED_SPEED * rate))
+        now, later = warmup_buckets(first_chunks, longest)
+        shortest = min(references, key=lambda reference: reference.frames)
+
+        def of_bucket(frames: int) -> list[SampleRequest]:  # any request of the bucket's length: same graph
+            return [SampleRequest(cond=shortest.cond, tokens=[" "], duration=frames - 1, seed=0)]
+
+        guided = options["cfg_strength"]
+        if capture_first:
+            for frames in now:
+                self.sample_mels(of_bucket(frames), options)
+        planned = [(of_bucket(frames), guided) for frames in ([] if capture_first else now) + later]
+        return planned + [(of_bucket(frames), 0.0) for frames in now]
 
     def _prepare_voices(self) -> list[Reference]:
         """Every voice's reference mel and text handling done once (a Chinese reference text starts jieba: ~1 s
@@ -365,7 +396,13 @@ class F5Engine(Engine):
         )
 
     def _voices_changed(self) -> None:
+        """A reloaded voices file: every voice prepared again, and the graphs of its new reference lengths planned
+        (captured when the worker is idle, compiled in the background), so the next request needs no capture."""
         self._references.clear()
+        if not (self.sampler.graphs and self.warmup_phases):
+            return
+        for request, cfg_strength in self._plan_graphs(self._prepare_voices(), capture_first=False):
+            self.sampler.plan(request, steps=1, cfg_strength=cfg_strength)
 
     def reference(self, voice: Voice) -> Reference:
         """The prepared reference of ``voice``: computed on first use, then served from memory (no audio I/O)."""
@@ -443,20 +480,24 @@ class F5Engine(Engine):
             job.result = self._to_host(wave)
             job.launched.set()
 
-    def close(self, compile_timeout: float = 30.0) -> None:
-        """Stop the GPU worker and the background compile (waiting up to ``compile_timeout`` s for its shape)."""
-        atexit.unregister(self._exit_hook)
-        self._compile_stop.set()
-        self.sampler.drop_deferred()  # no capture is started while the worker winds down
+    def close(self, compile_timeout: float = 0.5) -> None:
+        """Stop the GPU worker and the background compile, waiting up to ``compile_timeout`` s for a shape being
+        compiled. One that takes longer is left to its daemon thread: a node ends its process right after; any other
+        process waits for it at interpreter exit (its exit hook stays registered), where stopping a thread inside
+        Inductor would abort the process."""
+        finished = self.lifecycle.close(timeout=0)
         self.scheduler.close()
-        if not self.wait_compiled(timeout=compile_timeout):
-            LOG.warning("the background compile is still finishing its current shape")
+        finished = finished or self.lifecycle.close(timeout=compile_timeout)
+        if finished:
+            atexit.unregister(self._exit_hook)
+        else:
+            LOG.warning("the background compile is still finishing its current shape; not waiting for it")
 
     def release_memory(self) -> None:
         """Cached GPU memory back, under the capture lock: emptying the cache while a graph is being captured (the
         background compile's, the worker's idle captures) could break that capture."""
         if self.device.type == "cuda":
-            with self.sampler.capture_lock:
+            with self.lifecycle.capture_lock:
                 torch.cuda.empty_cache()
 
     def _vocos_decode(self, mel: torch.Tensor) -> torch.Tensor:
@@ -491,10 +532,16 @@ class F5Engine(Engine):
     def vocode(self, mel: torch.Tensor, ref_rms: float) -> torch.Tensor:
         """Mel [B, frames, mels] -> waveform [B, samples], loudness matched to the reference as upstream does."""
         with without_cudnn():
-            wave = self._decode(mel.float().permute(0, 2, 1))
+            wave = self._decode(self._vocos_input(mel))
         if ref_rms < TARGET_RMS:
             wave = wave * (ref_rms / TARGET_RMS)
         return wave
+
+    @staticmethod
+    def _vocos_input(mel: torch.Tensor) -> torch.Tensor:
+        """Mel [B, frames, mels] as Vocos takes it: [B, mels, frames], contiguous, float32. One layout for every call,
+        so compiled Vocos never meets strides it was not compiled for (a recompile on the GPU worker)."""
+        return mel.float().permute(0, 2, 1).contiguous()
 
     def _to_host(self, wave: torch.Tensor) -> PendingAudio:
         """Queue ``wave``'s copy to pinned host memory (CUDA) without waiting for it."""

@@ -80,9 +80,6 @@ class CapturedStep:
     ) -> None:
         self.rope = rope  # the graph reads it: kept alive with the graph
         self.use_cfg = use_cfg
-        #: A request of this shape, kept unchanged (replays only write :attr:`static`): recapturing the shape with
-        #: compiled blocks later warms up on real values, not on buffers a replay may be writing meanwhile.
-        self.example = example
         self.static = _first_step_copy(example)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())

@@ -12,9 +12,10 @@ Same function as upstream for the same weights, seed, NFE and text (the tests ho
   replayed for every step of any NFE, with the positional convs as fused Triton kernels
   (:mod:`.kernels.position_conv`) and each feed-forward's tanh-GELU in its GEMM's epilogue
   (:mod:`.kernels.gelu_linear`). The graphs are captured without compile first, so the engine serves within
-  seconds of starting; :meth:`FlowSampler.compile_captured` then recaptures them one by one with ``torch.compile``'d
-  DiT blocks (compiled for each bucket's exact shape, shared by all blocks). Batches of concurrent requests run
-  shape-generic compiled blocks eagerly on the same padded layout.
+  seconds of starting; the compile thread then recaptures them one by one with ``torch.compile``'d DiT blocks
+  (compiled for each bucket's exact shape, shared by all blocks). Which thread captures and compiles, and when a
+  graph is swapped, is :mod:`.lifecycle`'s. Batches of concurrent requests run eager blocks on the same padded
+  layout: the GPU worker never compiles.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -42,9 +43,10 @@ from ishowtts_ros.engines.f5.attention import (
     sdpa_kernel,
 )
 from ishowtts_ros.engines.f5.graphs import MAX_GRAPH_FRAMES, CapturedStep, LoopInputs, bucket
-from ishowtts_ros.engines.f5.kernels import cudnn_switched
+from ishowtts_ros.engines.f5.kernels import cudnn_off
 from ishowtts_ros.engines.f5.kernels.gelu_linear import GeluLinear
 from ishowtts_ros.engines.f5.kernels.position_conv import channels_last_position_conv, position_conv_kind
+from ishowtts_ros.engines.f5.lifecycle import BlockFunction, GraphLifecycle, Shape
 from ishowtts_ros.engines.f5.models import UpstreamModule
 
 LOG = logging.getLogger(__name__)
@@ -70,11 +72,9 @@ class SampleRequest:
     seed: int | None = None
 
 
-#: A captured graph's shape: batch, bucketed frames, guidance on. Independent of NFE and sway, and bounded
-#: (single requests only, ``MAX_GRAPH_FRAMES``), so live tuning never adds graphs or GPU memory.
-Shape = tuple[int, int, bool]
-#: ``(block, hidden, modulation, mask, rope) -> hidden``: one DiT block, eager or compiled.
-BlockFunction = Callable[..., torch.Tensor]
+#: Time grids whose modulation tables are kept (~8 MiB each at NFE 32 for the full model): the tables of a grid
+#: cost a few small GEMMs to compute, so sliding the sway or NFE in rqt replaces them instead of adding to GPU memory.
+SCHEDULES_KEPT = 2
 
 
 class _Prepared(NamedTuple):
@@ -100,7 +100,7 @@ def without_cudnn() -> contextlib.AbstractContextManager[None]:
     """cuDNN off for convolutions whose length changes with every text (the text embedding's and Vocos's depthwise
     convs): on an H100, cuDNN 9 spends ~250 ms planning each new length of the fp16 text-embedding conv, which then
     takes 2.6 ms; PyTorch's own kernels take 2.0 ms with no planning (docs/BENCHMARKS.md)."""
-    return cudnn_switched(enabled=False)
+    return cudnn_off()
 
 
 class FlowSampler:
@@ -135,28 +135,20 @@ class FlowSampler:
             if device.type == "cuda":
                 GeluLinear.fuse_into(block.ff)
         self._time_projections = self._hoist_time_projections()
-        self._schedules: dict[tuple[int, float | None], _Schedule] = {}
-        self._static_modulations: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._schedules: OrderedDict[tuple[int, float | None], _Schedule] = OrderedDict()
         proj = self.dit.input_embed.proj
         with torch.no_grad():
             self._proj_noise = proj.weight[:, : self.num_channels].contiguous()
             self._proj_context = proj.weight[:, self.num_channels :].contiguous()
         self._proj_bias = proj.bias
-        self._captured: dict[Shape, CapturedStep] = {}
-        #: On this thread (the engine's GPU worker), a shape met without a graph (a length warm-up left for later,
-        #: guidance off) is captured by the request that meets it when that needs no compile and no wait
-        #: (:meth:`_capture_without_waiting`); otherwise it runs uncaptured and is captured when the worker is idle
-        #: (:meth:`capture_deferred`), so no request waits for a compile. Other callers (warm-up, tools) capture
-        #: there and then.
-        self.capture_thread: threading.Thread | None = None
-        self._deferred: dict[Shape, LoopInputs] = {}
         self._graph_pool = torch.cuda.graph_pool_handle() if self.graphs else None
-        self._capture_lock = threading.Lock()
-        #: Blocks of eager loops (reference path, batches) and of captured steps: compiled at once without graphs;
-        #: with graphs, captured eagerly until :meth:`compile_captured` has run.
+        #: Blocks of eager loops (the reference path, batches): compiled at once without graphs; with graphs always
+        #: eager, so a request never waits for a compile (captured steps get compiled blocks from :attr:`lifecycle`).
         self._run_block: BlockFunction = self._call_block
-        self._capture_block: BlockFunction = self._call_block
-        self.compile_pending = compile_blocks and self.graphs
+        #: Which thread captures and compiles the flow steps of graph mode, and when a graph is swapped.
+        self.lifecycle = GraphLifecycle(
+            self._capture, self._call_block, self._compiled_block if compile_blocks and self.graphs else None
+        )
         if compile_blocks and not self.graphs:
             self._compile_limit()
             self._run_block = torch.compile(self._call_block, dynamic=True)
@@ -177,57 +169,11 @@ class FlowSampler:
             LOG.warning("positional conv: %s; using cuDNN instead", exc)
             return "cudnn", None
 
-    def stop_compiling(self) -> None:
-        """Run eager blocks from now on (after a failed compile); graphs already captured keep what they run."""
-        self.compile_pending = False
-        self._run_block = self._capture_block = self._call_block
-
     @staticmethod
     def _compile_limit() -> None:
         import torch._dynamo  # only when compiling: its import (with sympy) is seconds before ready otherwise
 
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-
-    @torch.inference_mode()
-    def compile_captured(
-        self, stop: threading.Event, progress: Callable[[int, int], None], wait_turn: Callable[[], None]
-    ) -> None:
-        """Recapture every captured shape with compiled blocks, one at a time, while the GPU worker keeps replaying
-        the others; then compile the eager paths too. Deferred shapes are captured without compile first (a
-        fraction of a second each, a compile takes seconds), so no length runs without a graph for long. The engine
-        runs this on a thread of its own after warm-up, so start-up never waits for Dynamo and Inductor.
-        ``wait_turn()`` returns when the next shape may start; ``progress(done, total)`` follows each shape. Raises
-        what the compiler raises."""
-        compiled: BlockFunction | None = None
-        done: set[Shape] = set()
-        # Replaced graphs are destroyed only under the lock, at the end: never while another capture is running.
-        retired: list[CapturedStep] = []
-        while not stop.is_set():
-            wait_turn()
-            if stop.is_set():
-                break
-            if self.capture_deferred(wait=True):  # a length with no graph yet gets one without compile first
-                continue
-            if compiled is None:  # torch.compile's imports hold the GIL for seconds: in a quiet moment too
-                compiled = self._compiled_block()
-            # The worker's own idle captures skip their turn while this holds the lock, never wait on it.
-            with self._capture_lock:
-                work = self._next_to_compile(done)
-                if work is None:
-                    self._capture_block = compiled
-                    self._run_block = torch.compile(self._call_block, dynamic=True)
-                    self.compile_pending = False
-                    retired.clear()
-                    return
-                key, example = work
-                if key in self._captured:
-                    retired.append(self._captured[key])
-                self._captured[key] = self._capture(key, example, compiled)
-                self._deferred.pop(key, None)
-            done.add(key)
-            progress(len(done), len(self._captured))
-        with self._capture_lock:
-            retired.clear()
 
     def _compiled_block(self) -> BlockFunction:
         """The block function of captured steps, compiled: captured steps see a handful of bucket shapes, so they
@@ -235,15 +181,6 @@ class FlowSampler:
         eager batches of any shape share one dynamic-shape artifact (``_run_block``)."""
         self._compile_limit()
         return torch.compile(self._call_captured_block, dynamic=False)
-
-    def _next_to_compile(self, done: set[Shape]) -> tuple[Shape, LoopInputs] | None:
-        """A deferred shape first (one met since this turn began has no graph at all yet), else a captured one not
-        recaptured compiled yet."""
-        deferred = self._first_deferred()
-        if deferred is not None:
-            return deferred
-        key = next((shape for shape in self._captured if shape not in done), None)
-        return None if key is None else (key, self._captured[key].example)
 
     def _hoist_time_projections(self) -> list[nn.Linear]:
         """Take the time projection (SiLU + Linear) out of every AdaLN module (each block's and the final norm's),
@@ -260,20 +197,25 @@ class FlowSampler:
         return projections
 
     def _schedule(self, steps: int, sway_sampling_coef: float | None) -> _Schedule:
-        """What depends only on the time grid, computed once per (NFE, sway): the Euler step sizes, every block's
-        AdaLN modulation and the final norm's, one row broadcast over every CFG row and batch item (they share
-        the flow time)."""
+        """What depends only on the time grid, kept for the last :data:`SCHEDULES_KEPT` (NFE, sway) pairs: the Euler
+        step sizes, every block's AdaLN modulation and the final norm's, one row broadcast over every CFG row and
+        batch item (they share the flow time)."""
         key = (steps, sway_sampling_coef)
-        if key not in self._schedules:
+        schedule = self._schedules.pop(key, None)
+        if schedule is None:
             times = flow_timesteps(steps, sway_sampling_coef, torch.device("cpu"))
             activated = F.silu(self.dit.time_embed(self._to_device(times[:-1]).to(self.dtype)))
             projected = [F.linear(activated, p.weight, p.bias) for p in self._time_projections]
-            self._schedules[key] = _Schedule(
+            schedule = _Schedule(
                 step_sizes=self._to_device(times[1:] - times[:-1]),
                 block_modulations=torch.stack(projected[:-1], dim=1).unsqueeze(2),
                 final_modulations=projected[-1].unsqueeze(1),
             )
-        return self._schedules[key]
+        # Most recent last; a table dropped here stays alive while a request still holds it (its loop's inputs).
+        self._schedules[key] = schedule
+        while len(self._schedules) > SCHEDULES_KEPT:
+            self._schedules.popitem(last=False)
+        return schedule
 
     @staticmethod
     def _call_block(block: nn.Module, x, t, mask, rope):
@@ -286,7 +228,7 @@ class FlowSampler:
 
     @property
     def captured_shapes(self) -> list[Shape]:
-        return sorted(self._captured)
+        return self.lifecycle.shapes
 
     @staticmethod
     def bucket(frames: int) -> int:
@@ -306,37 +248,29 @@ class FlowSampler:
         """Mels [B, frames, mels] (float32, reference frames restored) and each item's frame count."""
         batch = self._prepare(requests, steps, cfg_strength, sway_sampling_coef, max_duration)
         inputs, key = batch.inputs, batch.key
-        # A captured shape is looked up without the lock: the worker never waits while :meth:`compile_captured`
-        # holds it (for seconds per shape).
-        captured = self._captured.get(key) if batch.graph_mode else None
-        if batch.graph_mode and captured is None:
-            if threading.current_thread() is self.capture_thread:
-                captured = self._capture_without_waiting(key, inputs)
-            else:
-                with self._capture_lock:
-                    captured = self._capture_missing(key, inputs)
-        if captured is not None:
-            x = captured.run(inputs)
-        elif batch.graph_mode:  # the worker, with no capture now: eager blocks (a compile would stall it for seconds)
-            x = self._loop(inputs, rotary_table(self.dit, key[1]), key[2], self._call_block, fused_conv=True)
-            self._deferred.setdefault(key, inputs)
-        else:
+        if not batch.graph_mode:
             x = self._loop(inputs, rotary_table(self.dit, key[1]), key[2], self._run_block, fused_conv=False)
+        else:
+
+            def eager() -> torch.Tensor:  # a shape without a graph yet: eager blocks, never a compile
+                return self._loop(inputs, rotary_table(self.dit, key[1]), key[2], self._call_block, fused_conv=True)
+
+            x = self.lifecycle.run(key, inputs, eager)
         out = torch.where(batch.cond_mask, batch.cond.float(), x)
         return out, batch.durations
 
     @torch.inference_mode()
-    def defer(self, requests: Sequence[SampleRequest], *, steps: int, cfg_strength: float) -> None:
-        """Leave the graph of ``requests``' shape to the idle captures (:meth:`capture_deferred`, and the background
-        compile's first turns) without running anything now."""
+    def plan(self, requests: Sequence[SampleRequest], *, steps: int, cfg_strength: float) -> None:
+        """Leave the graph of ``requests``' shape to the idle captures (:meth:`.GraphLifecycle.on_idle`, the compile
+        thread) without running anything now."""
         batch = self._prepare(requests, steps, cfg_strength, None, 65536)
-        if batch.graph_mode and batch.key not in self._captured:
-            self._deferred.setdefault(batch.key, batch.inputs)
+        if batch.graph_mode:
+            self.lifecycle.plan(batch.key, batch.inputs)
 
     @property
     def pending_shapes(self) -> int:
-        """Shapes left for a request that meets them or for the idle captures (one being captured included)."""
-        return len(self._deferred)
+        """Shapes left for a request that meets them or for the idle captures."""
+        return self.lifecycle.pending
 
     def _prepare(
         self,
@@ -394,31 +328,6 @@ class FlowSampler:
             return lens_to_mask(self._to_device(torch.tensor(durations)), frames).repeat(rows_per_item, 1)
         return None
 
-    def _capture_without_waiting(self, key: Shape, example: LoopInputs) -> CapturedStep | None:
-        """On the GPU worker, the graph of a shape met without one, captured now if that needs neither a wait nor a
-        compile: one eager step and its recording, then every step replays, which costs less than running every
-        step eagerly. None while the background compile holds the lock or once captures compile (seconds), and if
-        the capture fails: the request then runs uncaptured and the shape waits for an idle moment."""
-        if not self._capture_lock.acquire(blocking=False):
-            return None
-        try:
-            if self._capture_block is not self._call_block:
-                return None
-            captured = self._capture_missing(key, example)
-            self._deferred.pop(key, None)
-            return captured
-        except Exception:
-            LOG.warning("capturing a CUDA graph for %s failed; this request runs without one", key, exc_info=True)
-            return None
-        finally:
-            self._capture_lock.release()
-
-    def _capture_missing(self, key: Shape, example: LoopInputs) -> CapturedStep:
-        """The graph of ``key``, captured from ``example`` if it has none yet (the capture lock held)."""
-        if key not in self._captured:
-            self._captured[key] = self._capture(key, example, self._capture_block)
-        return self._captured[key]
-
     def _capture(self, key: Shape, example: LoopInputs, run_block: BlockFunction) -> CapturedStep:
         batch, frames, use_cfg = key
         compiled = run_block is not self._call_block
@@ -428,43 +337,6 @@ class FlowSampler:
         # Compiled blocks need a second run before capture (the first compiles and may autotune); eager ones not.
         runs = 2 if compiled else 1
         return CapturedStep(loop, rotary_table(self.dit, frames), example, use_cfg, self._graph_pool, runs)
-
-    @torch.inference_mode()
-    def capture_deferred(self, wait: bool = False) -> bool:
-        """Capture one deferred shape (one that ran uncaptured, or that warm-up left for later); True when one was.
-        The GPU worker calls this when idle, and skips its turn while :meth:`compile_captured` holds the lock
-        (``wait`` False); the background compile calls it before compiling anything (``wait`` True)."""
-        if not self._deferred or not self._capture_lock.acquire(blocking=wait):
-            return False
-        try:
-            deferred = self._first_deferred()
-            if deferred is None:  # the other caller captured the last one
-                return False
-            try:
-                self._capture_missing(*deferred)
-            finally:  # captured, or failed (logged by the caller; the shape keeps running uncaptured)
-                self._deferred.pop(deferred[0], None)
-        finally:
-            self._capture_lock.release()
-        return True
-
-    def _first_deferred(self) -> tuple[Shape, LoopInputs] | None:
-        """The oldest deferred shape and its example, left in place until its capture ends (so
-        :attr:`pending_shapes` counts a capture in progress)."""
-        for key in list(self._deferred):
-            example = self._deferred.get(key)
-            if example is not None:
-                return key, example
-        return None
-
-    @property
-    def capture_lock(self) -> threading.Lock:
-        """Held while a graph is captured: other compile work that may synchronise the whole device (Triton's
-        autotuning does) holds it too, so it never breaks a capture."""
-        return self._capture_lock
-
-    def drop_deferred(self) -> None:
-        self._deferred.clear()
 
     def _loop(
         self, inputs: LoopInputs, rope: RotaryTable, use_cfg: bool, run_block: BlockFunction, fused_conv: bool
