@@ -1,5 +1,30 @@
 """One Wyoming client connection: Describe, one-shot ``synthesize`` and streaming ``synthesize-start`` /
-``-chunk`` / ``-stop``; audio goes out sentence by sentence as it is synthesized, one audio format per stream."""
+``-chunk`` / ``-stop``; audio goes out sentence by sentence as it is synthesized, one audio format per stream.
+
+The event grammar, as the ``wyoming`` library defines it and Home Assistant's ``components/wyoming/tts.py`` uses it:
+
+- ``describe`` -> ``info``.
+- One-shot: ``synthesize`` -> ``audio-start``, ``audio-chunk``..., ``audio-stop``. Home Assistant reads until
+  ``audio-stop`` and keeps the audio it got.
+- Streaming: ``synthesize-start``, ``synthesize-chunk``..., ``synthesize`` (the whole text again, "for backwards
+  compatibility": ignored here), ``synthesize-stop`` -> ``audio-start``, ``audio-chunk``... (as sentences complete),
+  ``audio-stop``, ``synthesize-stopped``. Home Assistant plays the chunks as they come and ends at
+  ``synthesize-stopped``; an ``error`` makes it drop the connection and, with it, the audio it had.
+
+Failures, and what the client gets (decided for the listener):
+
+- Refused before any audio (unknown voice, no speakable text, a malformed event): one ``error`` saying why, since
+  there is nothing to hear. In a stream, the rest of its events are read and ignored, and its ``synthesize-stop`` is
+  still answered with ``synthesize-stopped``.
+- Failed after audio began (the audio limit, an engine failure): no ``error``, which would make Home Assistant drop
+  what was already made. The audio ends properly (``audio-stop``, and ``synthesize-stopped`` for a stream at its
+  stop), and the failure is logged.
+- A one-shot text over ``max_text_chars`` is spoken up to the limit, cut at a sentence end, with a warning. A stream
+  is bounded by its unfinished sentence (spoken at a word break once it reaches ``max_text_chars``) and by the audio
+  limit over the whole stream, never by its total length: a long LLM answer is spoken to its end.
+- A client that half-closes after its request keeps getting its audio; one that stops reading is dropped after
+  ``write_timeout`` (:meth:`TtsEventHandler.write_event`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +34,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
@@ -21,12 +47,13 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from ishowtts_ros import __version__
 from ishowtts_ros.core.engine import AudioChunk as EngineChunk
 from ishowtts_ros.core.engine import Engine
-from ishowtts_ros.core.errors import EngineError
+from ishowtts_ros.core.errors import AudioLimitExceeded, EngineError
 from ishowtts_ros.core.text import EMPTY_TEXT, SENTENCE_BREAK, normalize_text
 from ishowtts_ros.wyoming.limits import FrameError, Limits, RateLimitedLog, client_message, read_event
 
 LOG = logging.getLogger(__name__)
 FRAME_LOG = RateLimitedLog(LOG)
+WRITE_LOG = RateLimitedLog(LOG)
 CLIENT_CHECK_SECONDS = 0.2
 ATTRIBUTIONS = {
     "f5": Attribution(name="ishowtts_ros (F5-TTS by SWivid)", url="https://github.com/SWivid/F5-TTS"),
@@ -64,6 +91,21 @@ def describe_engine(engine: Engine) -> Info:
     return Info(tts=[program])
 
 
+@dataclass
+class _Stream:
+    """A streamed request between its ``synthesize-start`` and ``synthesize-stop``."""
+
+    audio_left: float  # seconds of audio the rest of the stream may still add
+    voice: str | None = None
+    text: str = ""  # the unfinished sentence
+    spoken: bool = False
+    failed: bool = False  # its remaining events are read and ignored; its stop is still answered
+
+
+#: What refuses or ends a request with a reason: the engine's errors, and malformed events.
+REFUSALS = (EngineError, KeyError, TypeError, ValueError, AttributeError)
+
+
 class TtsEventHandler(AsyncEventHandler):
     """One client connection. Events are handled in order; synthesis runs in worker threads."""
 
@@ -75,13 +117,8 @@ class TtsEventHandler(AsyncEventHandler):
         self.options = options
         self.workers = workers
         self.limits = limits
-        self.streaming = False
-        self.stream_voice: str | None = None
-        self.stream_text = ""
+        self.stream: _Stream | None = None
         self.audio_started = False
-        self.stream_failed = False  # a refused stream: its remaining events are ignored, not refused again
-        self.stream_chars = 0
-        self.stream_spoken = False
 
     async def run(self) -> None:
         """Read events with :func:`read_event`'s limits until the client leaves, stalls or oversteps them."""
@@ -91,76 +128,114 @@ class TtsEventHandler(AsyncEventHandler):
                     break
         except FrameError as exc:
             FRAME_LOG.warning(f"closing a Wyoming connection: {exc}")
-            with contextlib.suppress(ConnectionError, RuntimeError):
+            with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
                 await self.write_event(Error(text=str(exc), code="FrameError").event())
-        except (asyncio.TimeoutError, asyncio.IncompleteReadError):
-            FRAME_LOG.warning("closing a Wyoming connection that stalled or ended inside a frame")
+        except asyncio.IncompleteReadError:
+            FRAME_LOG.warning("a Wyoming client closed its connection in the middle of an event")
         except ConnectionError:
             pass
         finally:
             await self.disconnect()
             self.writer.close()
 
+    async def write_event(self, event: Event) -> None:
+        """Write one event; a client that takes nothing for ``write_timeout`` seconds is dropped (its connection
+        aborted, its slot freed), so a client that stops reading cannot hold a slot or the server's memory."""
+        try:
+            await asyncio.wait_for(super().write_event(event), self.limits.write_timeout)
+        except asyncio.TimeoutError:
+            WRITE_LOG.warning(
+                f"dropped a Wyoming client that stopped reading (nothing taken for {self.limits.write_timeout:g} s)"
+            )
+            self.writer.transport.abort()
+            raise ConnectionResetError("the client stopped reading") from None
+
     async def handle_event(self, event: Event) -> bool:
         try:
             await self._handle(event)
         except (ConnectionError, asyncio.CancelledError):
             return False
-        except (EngineError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        except REFUSALS as exc:
             message = str(exc) if isinstance(exc, EngineError) else f"malformed {event.type} event: {exc!r}"
-            LOG.warning("request refused: %s", message)
-            message = client_message(message)
-            self.stream_failed = self.streaming or SynthesizeStart.is_type(event.type)
-            self.streaming = self.audio_started = False  # the next request starts its own audio
             try:
-                await self.write_event(Error(text=message, code=type(exc).__name__).event())
+                await self._failed(message, type(exc).__name__)
             except ConnectionError:  # the client already left: nobody to tell
                 return False
         return True
 
+    async def _failed(self, message: str, code: str) -> None:
+        """A request that cannot go on (see the module's table): an ``error`` if nothing was heard, else its audio
+        ended properly; in a stream, the rest of the stream is ignored until its stop."""
+        if self.stream is not None:
+            self.stream.failed = True
+        if not self.audio_started:
+            LOG.warning("request refused: %s", message)
+            await self.write_event(Error(text=client_message(message), code=code).event())
+            return
+        LOG.warning("request ended early, after its audio began (the audio so far is kept): %s", message)
+        if self.stream is None:
+            await self._end_audio()
+
     async def _handle(self, event: Event) -> None:
         if Describe.is_type(event.type):
             await self.write_event(describe_engine(self.engine).event())
-        elif self.stream_failed and _is_stream_event(event):
-            # The rest of a refused stream (its chunks, the compatibility synthesize Home Assistant sends after
-            # them, its stop) was answered by the one error already sent; the stop ends it.
-            self.stream_failed = not SynthesizeStop.is_type(event.type)
         elif Synthesize.is_type(event.type):
-            if not self.streaming:  # while streaming it is the compatibility copy of the same text
-                request = Synthesize.from_event(event)
-                self._check_length(len(request.text))
-                await self._speak([request.text], self._voice(request.voice), finish=True)
+            if self.stream is None:  # while streaming it is the compatibility copy of the same text
+                await self._one_shot(Synthesize.from_event(event))
         elif SynthesizeStart.is_type(event.type):
-            start = SynthesizeStart.from_event(event)
-            self.stream_voice = self._voice(start.voice)
-            self.streaming, self.stream_text, self.audio_started = True, "", False
-            self.stream_chars, self.stream_spoken = 0, False
+            self.stream, self.audio_started = _Stream(audio_left=self.limits.max_audio_seconds), False
+            self.stream.voice = self._voice(SynthesizeStart.from_event(event).voice)
         elif SynthesizeChunk.is_type(event.type):
-            if not self.streaming:
+            if self.stream is None:
                 raise EngineError("synthesize-chunk without synthesize-start")
-            scanned = len(self.stream_text)
-            text = SynthesizeChunk.from_event(event).text
-            self.stream_chars += len(text)
-            self._check_length(self.stream_chars)
-            self.stream_text += text
-            complete, self.stream_text = complete_sentences(self.stream_text, scanned)
-            if complete:
-                self.stream_spoken = True
-                await self._speak([complete], self.stream_voice, finish=False)
+            if not self.stream.failed:
+                await self._stream_text(self.stream, SynthesizeChunk.from_event(event).text)
         elif SynthesizeStop.is_type(event.type):
-            if not self.streaming:
+            if self.stream is None:
                 raise EngineError("synthesize-stop without synthesize-start")
-            remainder, self.streaming = self.stream_text.strip(), False
-            if not self.stream_spoken and not normalize_text(remainder):
-                raise EngineError(EMPTY_TEXT)  # as for a one-shot request: no speakable text is an error
-            await self._speak([remainder] if remainder else [], self.stream_voice, finish=True)
-            await self.write_event(SynthesizeStopped().event())
+            await self._stop_stream(self.stream)
         else:
             LOG.debug("ignoring event %s", event.type)
 
-    def _check_length(self, chars: int) -> None:
-        if chars > self.limits.max_text_chars:
-            raise EngineError(f"text longer than {self.limits.max_text_chars} characters refused")
+    async def _one_shot(self, request: Synthesize) -> None:
+        self.audio_started = False
+        voice = self._voice(request.voice)
+        text = request.text
+        if len(text) > self.limits.max_text_chars:
+            text = cut_at_sentence(text, self.limits.max_text_chars)
+            LOG.warning("a %d-character text was cut to %d characters at a sentence end (--max-text %d)",
+                        len(request.text), len(text), self.limits.max_text_chars)  # fmt: skip
+        await self._speak(text, voice, self.limits.max_audio_seconds)
+        await self._end_audio()
+
+    async def _stream_text(self, stream: _Stream, text: str) -> None:
+        """Speak each sentence of the stream as soon as it is complete (an unfinished one at a word break once it
+        reaches ``max_text_chars``)."""
+        scanned = len(stream.text)
+        stream.text += text
+        complete, stream.text = complete_sentences(stream.text, scanned)
+        if not complete and len(stream.text) > self.limits.max_text_chars:
+            complete, stream.text = cut_at_word(stream.text, self.limits.max_text_chars)
+        if complete:
+            stream.spoken = True
+            stream.audio_left -= await self._speak(complete, stream.voice, stream.audio_left)
+
+    async def _stop_stream(self, stream: _Stream) -> None:
+        """The rest of the stream's text, then ``audio-stop`` (unless nothing was heard of a failed stream) and
+        ``synthesize-stopped``, whatever happened before."""
+        if not stream.failed:
+            remainder = stream.text.strip()
+            try:
+                if not stream.spoken and not normalize_text(remainder):
+                    raise EngineError(EMPTY_TEXT)  # as for a one-shot request: no speakable text is an error
+                if remainder:
+                    await self._speak(remainder, stream.voice, stream.audio_left)
+            except REFUSALS as exc:
+                await self._failed(str(exc) if isinstance(exc, EngineError) else repr(exc), type(exc).__name__)
+        if self.audio_started or not stream.failed:
+            await self._end_audio()
+        self.stream = None
+        await self.write_event(SynthesizeStopped().event())
 
     def _voice(self, requested: Any) -> str | None:
         if requested is None:
@@ -174,38 +249,43 @@ class TtsEventHandler(AsyncEventHandler):
             return found.name
         return None
 
-    async def _speak(self, texts: list[str], voice: str | None, finish: bool) -> None:
+    async def _speak(self, text: str, voice: str | None, max_audio_seconds: float) -> float:
+        """Write ``text``'s audio as it is synthesized; returns its seconds. Raises what the engine raises (a
+        refusal before any audio, the audio limit after some)."""
+        if max_audio_seconds <= 0:
+            raise AudioLimitExceeded(f"stopped at the audio limit of {self.limits.max_audio_seconds:g} s")
         rate = self.engine.sample_rate
-        for text in texts:
-            stream = ChunkStream(self.engine, text, voice, self.options(), self.limits.max_audio_seconds)
-            try:
-                first = await self._next_chunk(stream)  # validation errors surface here, before any audio
+        stream = ChunkStream(self.engine, text, voice, self.options(), max_audio_seconds)
+        seconds = 0.0
+        try:
+            while (chunk := await self._next_chunk(stream)) is not None:
                 if not self.audio_started:
                     await self.write_event(AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event())
                     self.audio_started = True
-                chunk = first
-                while chunk is not None:
-                    pcm = chunk.pcm16().tobytes()
-                    audio = AudioChunk(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS, audio=pcm)
-                    await self.write_event(audio.event())
-                    chunk = await self._next_chunk(stream)
-            finally:
-                self.workers.submit(stream.close)  # never awaited: a client that left must not hold us up
-        if finish:
-            if not self.audio_started:
-                await self.write_event(AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event())
-            await self.write_event(AudioStop().event())
-            self.audio_started = False
+                pcm = chunk.pcm16().tobytes()
+                await self.write_event(AudioChunk(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS, audio=pcm).event())
+                seconds += chunk.duration
+        finally:
+            self.workers.submit(stream.close)  # never awaited: a client that left must not hold us up
+        return seconds
+
+    async def _end_audio(self) -> None:
+        rate = self.engine.sample_rate
+        if not self.audio_started:
+            await self.write_event(AudioStart(rate=rate, width=SAMPLE_WIDTH, channels=CHANNELS).event())
+        await self.write_event(AudioStop().event())
+        self.audio_started = False
 
     async def _next_chunk(self, stream: ChunkStream) -> EngineChunk | None:
-        """The next chunk from a worker thread; if the client leaves meanwhile, the synthesis is cancelled at once
-        rather than when its next chunk could not be delivered."""
+        """The next chunk from a worker thread; if the connection breaks meanwhile, the synthesis is cancelled at
+        once rather than when its next chunk could not be delivered. A client that only half-closed (it has no
+        more to send) is still listening: its audio goes on."""
         pending = asyncio.get_running_loop().run_in_executor(self.workers, stream.next)
         while True:
             done, _ = await asyncio.wait({pending}, timeout=CLIENT_CHECK_SECONDS)
             if done:
                 return pending.result()
-            if self.reader.exception() is not None or self.reader.at_eof() or self.writer.is_closing():
+            if self.reader.exception() is not None or self.writer.is_closing():
                 stream.cancel.set()
                 pending.add_done_callback(_retrieve)  # its outcome (likely "cancelled") has no one to go to
                 raise ConnectionResetError("the client left during synthesis")
@@ -243,8 +323,18 @@ def complete_sentences(text: str, scanned: int = 0) -> tuple[str, str]:
     return text[:end].strip(), text[end:]
 
 
-def _is_stream_event(event: Event) -> bool:
-    return any(kind.is_type(event.type) for kind in (SynthesizeChunk, SynthesizeStop, Synthesize))
+def cut_at_sentence(text: str, limit: int) -> str:
+    """``text`` up to ``limit`` characters, cut after the last sentence end within them (at a word break if there
+    is none)."""
+    head, _ = complete_sentences(text[: limit + 1])
+    return head if head else cut_at_word(text, limit)[0]
+
+
+def cut_at_word(text: str, limit: int) -> tuple[str, str]:
+    """``text`` split at the last whitespace within ``limit`` characters (at ``limit`` if there is none)."""
+    cut = text.rfind(" ", 0, limit + 1)
+    cut = cut if cut > 0 else limit
+    return text[:cut].strip(), text[cut:].lstrip()
 
 
 def _retrieve(future: asyncio.Future) -> None:

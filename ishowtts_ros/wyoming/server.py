@@ -172,7 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--zeroconf", nargs="?", const="", default=None, metavar="NAME", help="announce via mDNS")
     parser.add_argument("--nfe", type=int, default=None, help="flow steps for every request (f5)")
     parser.add_argument("--seed", type=int, default=None, help="fixed noise seed (repeatable audio)")
-    parser.add_argument("--max-text", type=int, default=Limits.max_text_chars, help="longest text per request/stream")
+    parser.add_argument(
+        "--max-text", type=int, default=Limits.max_text_chars,
+        help="a one-shot text is spoken up to this many characters (cut at a sentence end); a stream's total is not "
+        "limited, only its unfinished sentence",
+    )  # fmt: skip
     parser.add_argument(
         "--max-connections", type=int, default=Limits.max_connections, help="clients served at once; more are refused"
     )
@@ -180,8 +184,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--idle-timeout", type=float, default=Limits.idle_timeout, help="seconds a client may send nothing"
     )
     parser.add_argument(
-        "--max-audio-seconds", type=float, default=Limits.max_audio_seconds, help="longest audio of one request"
-    )
+        "--read-timeout", type=float, default=Limits.read_timeout,
+        help="seconds a client may take to finish an event it has begun",
+    )  # fmt: skip
+    parser.add_argument(
+        "--write-timeout", type=float, default=Limits.write_timeout,
+        help="seconds a client may take no audio before it is dropped",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-audio-seconds", type=float, default=Limits.max_audio_seconds,
+        help="longest audio of one request, or of one stream in total",
+    )  # fmt: skip
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     add_engine_arguments(parser)
@@ -197,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_text_chars=args.max_text,
             max_connections=args.max_connections,
             idle_timeout=args.idle_timeout,
+            read_timeout=args.read_timeout,
+            write_timeout=args.write_timeout,
             max_audio_seconds=args.max_audio_seconds,
         )
         asyncio.run(serve(engine, args.uri, lambda: dict(options), args.zeroconf, limits))

@@ -16,9 +16,9 @@ from support.engines import TINY_CHECKPOINT
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
-from wyoming.event import write_event
+from wyoming.event import Event, async_read_event, async_write_event, write_event
 from wyoming.info import Describe, Info
-from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
 
 pytestmark = pytest.mark.slow
 TEXT = "Hello from Home Assistant. The front door is open and the kitchen lights are still on."
@@ -164,7 +164,7 @@ def test_bad_requests_get_an_error_event(f5_server, events, message):
     assert replies[-1].type == "error" and message in Error.from_event(replies[-1]).text
 
 
-def test_a_refused_stream_gets_one_error_and_its_remaining_events_are_ignored(f5_server):
+def test_a_refused_stream_gets_one_error_its_remaining_events_are_ignored_and_its_stop_is_answered(f5_server):
     events = run(
         exchange(
             f5_server,
@@ -178,8 +178,29 @@ def test_a_refused_stream_gets_one_error_and_its_remaining_events_are_ignored(f5
             until=("info",),
         )
     )
-    assert [e.type for e in events] == ["error", "info"]
+    assert [e.type for e in events] == ["error", "synthesize-stopped", "info"]
     assert "unknown voice 'robbie'" in Error.from_event(events[0]).text
+
+
+def test_a_half_closed_client_still_gets_its_audio(f5_server):
+    """A client that sends its request and closes its sending side (``nc -N``) is still listening."""
+
+    async def half_close() -> list:
+        reader, writer = await asyncio.open_connection("127.0.0.1", f5_server)
+        await async_write_event(Synthesize(text=" ".join([TEXT] * 2)).event(), writer)
+        writer.write_eof()
+        replies = []
+        while (event := await asyncio.wait_for(async_read_event(reader), 120)) is not None:
+            replies.append(event)
+            if event.type == "audio-stop":
+                break
+        writer.close()
+        return replies
+
+    events = run(half_close())
+    assert events and events[-1].type == "audio-stop"
+    samples, _ = audio_of(events)
+    assert samples.size > 0
 
 
 def test_malformed_event_and_disconnect_leave_the_server_healthy(f5_server):
@@ -316,15 +337,25 @@ def read_reply(sock: socket.socket) -> bytes:
 
 def wait_until_served(port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while run(exchange(port, [Describe()]))[-1].type != "info":
+    while not served(port):
         assert time.monotonic() < deadline, "the server still turns clients away"
         time.sleep(0.1)
 
 
+def served(port: int) -> bool:
+    """Whether a Describe is answered (a busy server answers "server busy" and closes, which may reset)."""
+    try:
+        events = run(exchange(port, [Describe()]))
+    except ConnectionError:
+        return False
+    return bool(events) and events[-1].type == "info"
+
+
 def test_oversized_stalled_and_surplus_clients_are_refused_and_the_server_keeps_serving(tmp_path):
     process, port, log = start_server(
-        tmp_path, "--engine", "espeak", "--max-text", "100", "--max-connections", "3", "--idle-timeout", "5"
-    )
+        tmp_path, "--engine", "espeak", "--max-text", "100", "--max-connections", "3", "--idle-timeout", "600",
+        "--read-timeout", "1",
+    )  # fmt: skip
     try:
         # First, while nothing else is open: two idle clients and the third below fill the three connections, so a
         # fourth is turned away.
@@ -344,15 +375,20 @@ def test_oversized_stalled_and_surplus_clients_are_refused_and_the_server_keeps_
         with send_raw(port, b"x" * 70_000) as sock:
             reply = read_reply(sock)
             assert b"event header longer than" in reply or reply == RESET
-        # Half a header, then silence: closed after the idle timeout.
+        # Half a header, then silence: closed once the frame has not completed within the read timeout, long before
+        # the idle timeout (a trickled header once held its connection slot for the whole idle timeout).
+        started = time.monotonic()
         with send_raw(port, b'{"type": "synth') as sock:
-            assert read_reply(sock) == b""
-        # Text over the limit, one-shot and streamed.
-        events = run(exchange(port, [Synthesize(text="word " * 30)]))
-        assert "longer than 100 characters" in Error.from_event(events[-1]).text
-        chunks = [SynthesizeChunk(text="word " * 15) for _ in range(2)]
-        events = run(exchange(port, [SynthesizeStart(), *chunks, SynthesizeStop(), Describe()], until=("info",)))
-        assert [e.type for e in events] == ["error", "info"]
+            assert b"not completed within" in read_reply(sock)
+        assert time.monotonic() - started < 5 * 60  # bounded, whatever the load; the read timeout is 1 s here
+        # Text over the limit: a one-shot text is spoken up to the limit at a sentence end, a stream in full.
+        events = run(exchange(port, [Synthesize(text="One two three. " * 12)]))
+        assert events[-1].type == "audio-stop" and audio_of(events)[0].size > 0
+        chunks = [SynthesizeChunk(text="word " * 15) for _ in range(4)]
+        until = ("synthesize-stopped",)
+        events = run(exchange(port, [SynthesizeStart(), *chunks, SynthesizeStop()], until=until))
+        types = [e.type for e in events if e.type != "audio-chunk"]
+        assert types == ["audio-start", "audio-stop", "synthesize-stopped"]
         samples, _ = audio_of(run(exchange(port, [Synthesize(text="Still serving.")])))
         assert samples.size > 0
     finally:
@@ -362,8 +398,8 @@ def test_oversized_stalled_and_surplus_clients_are_refused_and_the_server_keeps_
 
 
 def test_audio_limit_then_a_new_request_on_the_same_connection(tmp_path):
-    """A request stopped at the audio limit after its audio began ends in an error; the next request on the same
-    connection gets its own audio-start (a stale audio-started flag once swallowed it)."""
+    """A request stopped at the audio limit after its audio began ends its audio properly (Home Assistant keeps what
+    came); the next request on the same connection gets its own audio-start (a stale flag once swallowed it)."""
     process, port, log = start_server(tmp_path, "--engine", "espeak", "--max-audio-seconds", "5")
     long = "Hello. " + "This is a much longer sentence that keeps going on and on for quite a while. " * 5
 
@@ -379,9 +415,13 @@ def test_audio_limit_then_a_new_request_on_the_same_connection(tmp_path):
             return replies
 
     try:
-        types = [e.type for e in run(two_requests())]
-        first_end = types.index("error")
-        assert types[0] == "audio-start" and "audio-chunk" in types[:first_end]  # stopped after its audio began
+        replies = run(two_requests())
+        types = [e.type for e in replies]
+        assert "error" not in types
+        first_end = types.index("audio-stop")
+        assert types[0] == "audio-start" and "audio-chunk" in types[:first_end]
+        first_audio, rate = audio_of(replies[:first_end])
+        assert 0 < len(first_audio) / rate <= 5.0
         assert types[first_end + 1] == "audio-start" and types[-1] == "audio-stop"
     finally:
         process.terminate()
@@ -430,3 +470,121 @@ def test_ros_speech_goes_on_while_the_nodes_wyoming_side_is_abused(tmp_path):
         assert samples.size > 0
     finally:
         node.close()
+
+
+@pytest.fixture(scope="module")
+def espeak_server(tmp_path_factory):
+    process, port, log = start_server(
+        tmp_path_factory.mktemp("wyoming-espeak"), "--engine", "espeak", "--max-audio-seconds", "60",
+        "--max-connections", "4",
+    )  # fmt: skip
+    yield port
+    process.terminate()
+    process.wait(10)
+    log.close()
+
+
+LONG_SENTENCES = [
+    f"Step {i}: the robot checks shelf {i}, reports what it found, and moves on to the next aisle." for i in range(60)
+]
+
+
+def test_a_long_one_shot_answer_is_spoken_to_its_end(espeak_server):
+    """Home Assistant's 2,230-character message: spoken whole (it was refused whole at the old 2,000 limit)."""
+    text = " ".join(LONG_SENTENCES[:26])
+    assert len(text) > 2230
+    events = run(exchange(espeak_server, [Synthesize(text=text)], timeout=120))
+    assert events[-1].type == "audio-stop" and "error" not in [e.type for e in events]
+    samples, rate = audio_of(events)
+    assert len(samples) / rate > 60 * 0.5  # ~24 sentences of ~5 s each; a refusal or a cut gives far less
+
+
+def test_a_long_streamed_answer_is_spoken_and_the_audio_limit_still_holds(espeak_server):
+    """An LLM agent's 5,000-character streamed answer: spoken sentence by sentence until the stream's audio limit
+    (60 s here), then ended properly, without an error Home Assistant would drop the audio for."""
+    text = " ".join(LONG_SENTENCES)
+    assert len(text) > 5000
+    parts = [text[i : i + 40] for i in range(0, len(text), 40)]
+    events = run(
+        exchange(
+            espeak_server,
+            [SynthesizeStart(), *(SynthesizeChunk(text=p) for p in parts), Synthesize(text=text), SynthesizeStop()],
+            until=("synthesize-stopped",),
+            timeout=120,
+        )
+    )
+    types = [e.type for e in events if e.type != "audio-chunk"]
+    assert types == ["audio-start", "audio-stop", "synthesize-stopped"]
+    samples, rate = audio_of(events)
+    assert 40 < len(samples) / rate <= 60.0
+
+
+STREAM_FAILURES = {
+    # kind: (events between synthesize-start and synthesize-stop, start voice, the error expected or None)
+    "unknown voice": ([SynthesizeChunk(text="Hello there. ").event()], "robbie", "unknown voice"),
+    "no speakable text": ([SynthesizeChunk(text="   ").event()], None, "text is empty"),
+    "malformed chunk": ([Event(type="synthesize-chunk", data={"no_text": 1})], None, "malformed"),
+    "audio limit after audio began": ([SynthesizeChunk(text=" ".join(LONG_SENTENCES) + " ").event()], None, None),
+}
+
+
+@pytest.mark.parametrize("kind", list(STREAM_FAILURES))
+def test_every_failed_stream_answers_its_stop(espeak_server, kind):
+    """A client that follows the grammar and waits for synthesize-stopped gets it after every failure (it waited
+    for the 60 s idle timeout before); an error only where nothing was heard."""
+    middle, voice, error = STREAM_FAILURES[kind]
+
+    async def stream() -> tuple[list, float]:
+        async with AsyncTcpClient("127.0.0.1", espeak_server) as client:
+            start_voice = SynthesizeVoice(name=voice) if voice else None
+            for event in (SynthesizeStart(voice=start_voice).event(), *middle, Synthesize(text="x").event()):
+                await client.write_event(event)
+            await client.write_event(SynthesizeStop().event())
+            stopped_at = time.monotonic()
+            received = []
+            while (event := await asyncio.wait_for(client.read_event(), 120)) is not None:
+                received.append(event)
+                if SynthesizeStopped.is_type(event.type):
+                    return received, time.monotonic() - stopped_at
+            return received, float("inf")
+
+    events, waited = run(stream())
+    types = [e.type for e in events if e.type != "audio-chunk"]
+    assert types[-1] == "synthesize-stopped", types
+    if error is None:
+        assert types == ["audio-start", "audio-stop", "synthesize-stopped"]
+    else:
+        assert types == ["error", "synthesize-stopped"] and error in Error.from_event(events[0]).text
+    assert waited < 30  # the idle timeout (60 s) is what the client waited before
+
+
+def test_clients_that_stop_reading_are_dropped_and_others_are_served(tmp_path):
+    """Two clients ask for long speech and never read (with --max-connections 2 they held both slots for as long as
+    they stayed connected); after the write timeout they are dropped and a third client is served."""
+    process, port, log = start_server(tmp_path, "--engine", "espeak", "--max-connections", "2", "--write-timeout", "2")
+    text = " ".join(LONG_SENTENCES[:50])  # ~4 min of audio: far more than the sockets' buffers hold
+    sockets = []
+    try:
+        wait_until_served(port)  # start_server's probe connection has left: both slots are free
+        for _ in range(2):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", port))
+            with sock.makefile("wb") as stream:
+                write_event(Synthesize(text=text).event(), stream)
+            sockets.append(sock)
+        wait_until_served(port, timeout=240)
+        samples, _ = audio_of(run(exchange(port, [Synthesize(text="Still serving.")])))
+        assert samples.size > 0
+        deadline = time.monotonic() + 120
+        while "dropped a Wyoming client that stopped reading" not in (
+            server_log := (tmp_path / f"wyoming-{port}.log").read_text()
+        ):
+            assert time.monotonic() < deadline, server_log
+            time.sleep(0.1)
+    finally:
+        for sock in sockets:
+            sock.close()
+        process.terminate()
+        process.wait(10)
+        log.close()

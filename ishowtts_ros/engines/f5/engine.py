@@ -316,7 +316,7 @@ class F5Engine(Engine):
     def _stop_compiling(self, why: str) -> None:
         LOG.warning("torch.compile is off: %s; running without it", why)
         self.compiled, self.compile_note, self.compile_progress = False, why, "failed"
-        self.lifecycle.stop_compiling()
+        self.sampler.stop_compiling()
         self._decode = self._vocos_decode
 
     def _warm(self, max_seconds: float) -> None:

@@ -169,6 +169,11 @@ class FlowSampler:
             LOG.warning("positional conv: %s; using cuDNN instead", exc)
             return "cudnn", None
 
+    def stop_compiling(self) -> None:
+        """Run eager blocks from now on (after a failed compile); graphs already captured keep what they run."""
+        self._run_block = self._call_block
+        self.lifecycle.stop_compiling()
+
     @staticmethod
     def _compile_limit() -> None:
         import torch._dynamo  # only when compiling: its import (with sympy) is seconds before ready otherwise
