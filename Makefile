@@ -24,7 +24,8 @@ test: static interfaces colcon-install launch-deps
 # rclpy's APIs newer than Humble removed in every process (test/support/humble_api/sitecustomize.py).
 humble-api: interfaces
 	PYTHONPATH=test/support/humble_api $(PY) -m pytest -q -p no:cacheprovider test/ros/test_node.py \
-		test/ros/test_say_action.py test/ros/test_reliability.py test/ros/test_player.py $(PYTEST_ARGS)
+		test/ros/test_say_action.py test/ros/test_say_windows.py test/ros/test_reliability.py test/ros/test_player.py \
+		$(PYTEST_ARGS)
 
 # ishowtts_interfaces (the Say action, the AudioChunk message) built into the venv, as colcon would into a ROS
 # install (tools/build_interfaces.sh; skipped when the sources have not changed).

@@ -28,10 +28,10 @@ class AudioPlayer:
         self._lock = threading.Lock()
 
     def play(self, samples: np.ndarray, sample_rate: int) -> bool:
-        """Write a chunk (blocks while the device buffer is full). False when playback is unavailable."""
+        """Write a chunk in 50 ms blocks (each blocks while the device buffer is full); after :meth:`abort`, nothing
+        more is written until :meth:`reset`. False when playback is unavailable."""
         if not self.available:
             return False
-        self._aborted.clear()
         with self._lock:
             try:
                 stream = self._open(sample_rate)
@@ -56,8 +56,13 @@ class AudioPlayer:
                 except Exception as exc:
                     self._disable(exc)
 
+    def reset(self) -> None:
+        """Play again after :meth:`abort`: called when the next utterance starts. ``play`` never clears an abort
+        itself, so a stop that lands just before a chunk's ``play`` still silences that chunk."""
+        self._aborted.clear()
+
     def abort(self) -> None:
-        """Stop at once (stop service, interrupt): drop what is buffered."""
+        """Stop at once (stop service, interrupt): drop what is buffered, and play nothing until :meth:`reset`."""
         self._aborted.set()
         stream = self._stream
         if stream is not None:

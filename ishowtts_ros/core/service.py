@@ -20,10 +20,16 @@ from typing import Any
 
 from ishowtts_ros.core.engine import AudioChunk, Engine
 from ishowtts_ros.core.errors import EngineError, SynthesisCancelled
+from ishowtts_ros.core.logs import RateLimitedLog
 from ishowtts_ros.core.playback import AudioPlayer
 
 LOG = logging.getLogger(__name__)
+#: Repeated refusals (a flood into a full queue) are one log line per interval with a count.
+REFUSAL_LOG = RateLimitedLog(LOG)
 TEXT_PREVIEW = 80
+#: The most the speech thread waits for a request's ``queued`` event before saying it ``started`` (a listener that
+#: takes this long is broken; the order is then lost rather than the speech).
+ANNOUNCE_WAIT_SECONDS = 5.0
 
 
 @dataclass
@@ -37,6 +43,8 @@ class Utterance:
     max_audio_seconds: float | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     queued_at: float = field(default_factory=time.monotonic)
+    #: Set once its ``queued`` event is out: the speech thread says ``started`` only after it.
+    announced: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def preview(self) -> str:
         return self.text if len(self.text) <= TEXT_PREVIEW else self.text[: TEXT_PREVIEW - 1] + "\u2026"
@@ -158,6 +166,7 @@ class SpeechService:
             self.reject(utterance, reason)
             return False
         self._emit("queued", utterance, queue_depth=self.queue_depth, ahead=ahead)
+        utterance.announced.set()
         return True
 
     def attach(self, engine: Engine) -> None:
@@ -221,10 +230,16 @@ class SpeechService:
         if self.player is not None:
             self.player.abort()
 
+    def withdraw(self, utterance: Utterance, reason: str) -> None:
+        """End a request that was cancelled before it reached the queue (a goal cancelled right after its accept),
+        with the ``cancelled`` event it would have had."""
+        self.stats.count("cancelled")
+        self._emit("cancelled", utterance, reason=reason)
+
     def reject(self, utterance: Utterance, reason: str) -> None:
         """Refuse a request that never reached the queue (bad text, full queue, no engine), with a failed event."""
         self.stats.count("failures", error=reason)
-        LOG.warning("request %s failed: %s", utterance.id, reason)
+        REFUSAL_LOG.warning(f"request {utterance.id} refused: {reason}")
         self._emit("failed", utterance, error=reason)
 
     def _emit(self, name: str, utterance: Utterance, **extra: Any) -> None:
@@ -256,6 +271,8 @@ class SpeechService:
             self._current = self._queue.popleft()
             self._cancel.clear()
             self._cancel_reason = ""
+            if self.player is not None:  # a stop or interrupt after this point silences the new utterance
+                self.player.reset()
             return self._current
 
     def _run(self) -> None:
@@ -275,6 +292,8 @@ class SpeechService:
     def _speak(self, utterance: Utterance) -> None:
         assert self.engine is not None
         started = time.perf_counter()
+        # Its submitter may still be publishing ``queued`` (the queue lock is not held while events go out).
+        utterance.announced.wait(ANNOUNCE_WAIT_SECONDS)
         self._emit("started", utterance, queue_depth=self.queue_depth)
         self._set_speaking(True)
         samples = 0
@@ -296,6 +315,8 @@ class SpeechService:
                     self._emit("first_audio", utterance, time_to_first_audio=round(first_audio, 4))
                 samples += len(chunk.samples)
                 self.on_chunk(utterance, chunk)
+                if self._cancel.is_set():  # cancelled while the chunk was being published: not played
+                    raise SynthesisCancelled("cancelled")
                 if self.player is not None:
                     self.player.play(chunk.samples, chunk.sample_rate)
             if self._cancel.is_set():

@@ -23,7 +23,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from ishowtts_interfaces.msg import AudioChunk as AudioChunkMsg
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -91,7 +91,10 @@ class TtsNode(Node):
         self._loader.start()
 
     def _subscribe_text(self) -> None:
-        text_group = ReentrantCallbackGroup()
+        # One callback at a time for every text topic: texts are queued in the order they were published (with a
+        # reentrant group, two callbacks of one topic ran at once and swapped places, and with ``interrupt`` the
+        # older text could cancel the newer). Queueing takes microseconds: nothing else waits for it.
+        text_group = MutuallyExclusiveCallbackGroup()
         self.create_subscription(
             String, "tts/text", self._text_callback(None, "tts/text"), TEXT_QOS, callback_group=text_group
         )
@@ -152,7 +155,12 @@ class TtsNode(Node):
         engine = create_engine(name, config)
         voice = self.get_parameter("voice").value
         if voice and voice not in engine.registry:
-            self.get_logger().error(f"voice {voice!r} is not in {engine.registry.source}; using the default")
+            default = engine.registry.default
+            self.get_logger().error(
+                f"voice {voice!r} is not in {engine.registry.source}; speaking with its default {default!r} "
+                f"(the voice parameter is set to it; voices: {', '.join(engine.registry.names())})"
+            )
+            self.set_parameters([Parameter("voice", value=default)])
         if self.get_parameter("warmup").value:
             self.get_logger().info("warming up...")
             engine.warmup()

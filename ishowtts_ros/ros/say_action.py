@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from action_msgs.msg import GoalStatus
 from ishowtts_interfaces.action import Say
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -38,6 +39,7 @@ class _Goal:
     audio_seconds: float = 0.0
     time_to_first_audio: float = 0.0
     cancel_requested: bool = False
+    submitted: bool = False  # in the speech service: a cancel from here on goes to it
 
 
 class SayActionServer:
@@ -54,7 +56,11 @@ class SayActionServer:
         self._speech = speech
         self._make_request = make_request
         self._goals: dict[str, _Goal] = {}
-        self._lock = threading.Lock()
+        #: Goals cancelled before their coroutine registered them: they are never submitted.
+        self._cancelled_early: set[str] = set()
+        # Reentrant: a goal is submitted under it (so no cancel falls between registering and queueing it), and the
+        # submission's ``queued`` event comes back into :meth:`on_event` on the same thread.
+        self._lock = threading.RLock()
         self._server = ActionServer(
             node,
             Say,
@@ -68,12 +74,18 @@ class SayActionServer:
     async def _execute(self, handle: Any) -> Any:
         utterance, refusal = self._make_request(handle.request, utterance_id_of(handle))
         goal = _Goal(handle, self._future())
-        with self._lock:
+        with self._lock:  # a cancel is answered before this block or after the goal is in the speech service
             self._goals[utterance.id] = goal  # before submit: a refusal emits its event at once
-        if refusal:
-            self._speech.reject(utterance, refusal)
-        else:
-            self._speech.submit(utterance, interrupt=handle.request.interrupt)
+            if utterance.id in self._cancelled_early:
+                self._cancelled_early.discard(utterance.id)
+                goal.cancel_requested = True
+            if goal.cancel_requested:
+                self._speech.withdraw(utterance, "canceled by its client")
+            elif refusal:
+                self._speech.reject(utterance, refusal)
+            else:
+                goal.submitted = True
+                self._speech.submit(utterance, interrupt=handle.request.interrupt)
         payload = await goal.outcome
         assert payload is not None  # set by the request's terminal event
         with self._lock:
@@ -87,17 +99,25 @@ class SayActionServer:
         return self._result(utterance.id, goal, payload)
 
     def _cancel(self, handle: Any) -> CancelResponse:
-        """Cancel this goal in the speech service; refused when it has already ended."""
+        """Cancel this goal, at any point of its life: before its coroutine has run (it is then never submitted),
+        queued or speaking (the speech service ends it within one chunk); refused once it has ended. A cancel
+        accepted is a cancel done: the goal ends canceled."""
         utterance_id = utterance_id_of(handle)
         with self._lock:
             goal = self._goals.get(utterance_id)
             if goal is None:
+                if handle.status in (GoalStatus.STATUS_SUCCEEDED, GoalStatus.STATUS_ABORTED,
+                                     GoalStatus.STATUS_CANCELED):  # fmt: skip
+                    return CancelResponse.REJECT
+                self._cancelled_early.add(utterance_id)
+                return CancelResponse.ACCEPT
+            if goal.outcome.done():
                 return CancelResponse.REJECT
             goal.cancel_requested = True
-        if self._speech.cancel(utterance_id, "canceled by its client"):
-            return CancelResponse.ACCEPT
-        goal.cancel_requested = False  # it ended meanwhile: its own outcome stands
-        return CancelResponse.REJECT
+            if not goal.submitted or self._speech.cancel(utterance_id, "canceled by its client"):
+                return CancelResponse.ACCEPT
+            goal.cancel_requested = False  # it ended meanwhile: its own outcome stands
+            return CancelResponse.REJECT
 
     async def _canceling(self, handle: Any) -> bool:
         """Wait (without holding a thread) until rclpy has moved the goal to CANCELING, which it does just after
@@ -109,9 +129,10 @@ class SayActionServer:
         return bool(handle.is_cancel_requested)
 
     # --- from the speech service ------------------------------------------------------------------------------
+    # Lookups here take no lock: the speech service calls these while holding its own lock, and :meth:`_cancel`
+    # holds this one while calling the service (one lock order, no deadlock); a dict read is atomic.
     def on_event(self, name: str, payload: dict[str, Any]) -> None:
-        with self._lock:
-            goal = self._goals.get(payload["id"])
+        goal = self._goals.get(payload["id"])
         if goal is None:
             return
         if name in TERMINAL_EVENTS:
@@ -124,8 +145,7 @@ class SayActionServer:
             goal.time_to_first_audio = float(payload["time_to_first_audio"])
 
     def on_chunk(self, utterance: Utterance, chunk: AudioChunk) -> None:
-        with self._lock:
-            goal = self._goals.get(utterance.id)
+        goal = self._goals.get(utterance.id)
         if goal is None:
             return
         goal.chunks += 1

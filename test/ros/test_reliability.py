@@ -233,6 +233,9 @@ def test_flood_of_10000_texts_every_message_accounted_for(faulty):
         client.wait_for(flood_settled, 300, "10,000 texts received and ended")
     except TimeoutError:
         pytest.fail(f"after 300 s: {progress}; node log: {faulty.log_text()[-2000:]}")
+    # Thousands refused with "queue full": a few lines with counts, not one line each.
+    refusals = faulty.log_text().count("queue full")
+    assert 0 < refusals < 100, refusals
 
 
 def test_audio_is_bounded_by_max_audio_seconds_not_by_text_length(faulty):
@@ -285,3 +288,53 @@ def test_wyoming_that_cannot_listen_is_reported_and_ros_speech_goes_on(tmp_path)
             assert end_of(client, "Still speaking on ROS.")["event"] == "finished"
         finally:
             node.close()
+
+
+ordered = node_fixture("ordered", engine="espeak", queue_size=1000, warmup=False)
+
+
+def test_a_burst_of_300_texts_is_queued_in_publish_order(ordered):
+    """The text subscriptions ran in a reentrant callback group: two callbacks of one topic at once, 13 of 300
+    texts queued out of order (with ``interrupt``, an older text could cancel the newer one)."""
+    client = ordered.client
+    texts = [f"Ordered text number {i}." for i in range(300)]
+    wanted = set(texts)
+    for text in texts:
+        client.say(text)
+
+    def queued_texts() -> list[str] | None:
+        found = [e["text"] for e in list(client.events) if e["event"] == "queued" and e["text"] in wanted]
+        return found if len(found) == len(texts) else None
+
+    try:
+        assert client.wait_for(queued_texts, 120, "300 queued events") == texts
+    finally:
+        client.call("tts/stop")
+
+
+def test_a_goal_cancelled_right_after_its_accept_ends_canceled(ordered):
+    """A cancel sent the moment a goal is accepted (before the node has queued it) is a cancel done: every accepted
+    cancel ends its goal canceled, never succeeded (1 of 30 was spoken in full)."""
+    client = ordered.client
+    outcomes = []
+    for i in range(30):
+        goal = client.send_goal(f"Cancel me at once, number {i}. " * 3)
+        accepted = goal.cancel()
+        status, result = goal.result(60)
+        outcomes.append((accepted, status))
+        if accepted:
+            assert (status, result.success) == ("canceled", False), (i, status, result.reason)
+    assert any(accepted for accepted, _ in outcomes)
+
+
+def test_a_launch_voice_missing_from_the_voices_file_falls_back_to_the_default_and_speaks(tmp_path):
+    node = RunningNode(tmp_path, "badvoice", engine="espeak", warmup=False, voice="nobody")
+    try:
+        client = node.client
+        assert client.get_parameters("voice")["voice"] == "nature"  # the voices file's default, set on the node
+        client.say("Hello with the default voice.")
+        end = end_of(client, "Hello with the default voice.")
+        assert end["event"] == "finished" and end["voice"] == "nature"
+        assert "voice 'nobody' is not in" in node.log_text()
+    finally:
+        node.close()

@@ -4,12 +4,14 @@ engine whose audio the test releases piece by piece."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from support.engines import GatedEngine
 
 from ishowtts_ros.core.engine import AudioChunk
+from ishowtts_ros.core.playback import AudioPlayer
 from ishowtts_ros.core.service import SpeechService, Utterance
 
 TERMINAL = {"finished", "failed", "cancelled"}
@@ -187,5 +189,98 @@ def test_without_an_engine_every_request_fails_with_the_load_error():
         assert not speech.submit(request)
         assert recorder.names(request) == ["failed"]
         assert "engine failed to load: checkpoint missing" in recorder.events[0][1]["error"]
+    finally:
+        speech.close()
+
+
+class RecordingStream:
+    """An output stream that takes every block (this machine has no sound card), counting the samples played."""
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, block) -> None:
+        self.written += len(block)
+
+    def abort(self) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class StopBeforePlay(AudioPlayer):
+    """A player on which a stop lands at the worst moment: after the speech thread's last cancel check, just
+    before the chunk is written (forcing the window a stop from tts/stop or an interrupt can fall into)."""
+
+    def __init__(self, stop) -> None:
+        super().__init__()
+        self._stream, self._rate = RecordingStream(), 8000
+        self.stop = stop
+
+    def play(self, samples, sample_rate: int) -> bool:
+        self.stop()
+        return super().play(samples, sample_rate)
+
+
+def test_a_stop_just_before_a_chunk_plays_silences_it(gated):
+    """The player once cleared its abort flag when a chunk began, so such a stop was forgotten and the whole chunk
+    (seconds of F5 audio) played."""
+    recorder = Recorder()
+    holder: dict = {}
+    player = StopBeforePlay(lambda: holder["speech"].stop())
+    speech = SpeechService(
+        gated, queue_size=2, on_event=recorder.on_event, on_chunk=recorder.on_chunk,
+        on_speaking=recorder.on_speaking, player=player,
+    )  # fmt: skip
+    holder["speech"] = speech
+    try:
+        request = utterance("One. Two.")
+        speech.submit(request)
+        release_all(gated, 2)
+        recorder.wait_terminal(request)
+        assert recorder.names(request)[-1] == "cancelled"
+        assert player._stream.written == 0, "a chunk played after the stop"
+        player.stop = lambda: None  # the next utterance plays again
+        after = utterance("Three.")
+        speech.submit(after)
+        release_all(gated, 1)
+        recorder.wait_terminal(after)
+        assert recorder.names(after)[-1] == "finished" and player._stream.written == 800
+    finally:
+        speech.close()
+
+
+def test_queued_is_always_announced_before_started(gated):
+    """Forced interleaving: the ``queued`` listener is still busy (a slow publish) when the speech thread takes the
+    request. ``started`` used to go out first, so a goal's feedback went SPEAKING -> QUEUED."""
+    recorder = Recorder()
+    holder: dict = {}
+
+    def on_event(name: str, payload: dict) -> None:
+        if name == "queued":
+            speech = holder["speech"]
+            deadline = time.monotonic() + WAIT
+            while not speech.busy and time.monotonic() < deadline:  # the speech thread has taken the request
+                time.sleep(0.005)
+            time.sleep(0.2)  # time for a ``started`` to overtake us, if it could
+        recorder.on_event(name, payload)
+
+    speech = SpeechService(
+        gated, queue_size=2, on_event=on_event, on_chunk=recorder.on_chunk, on_speaking=recorder.on_speaking
+    )
+    holder["speech"] = speech
+    try:
+        request = utterance("One.")
+        speech.submit(request)
+        release_all(gated, 1)
+        recorder.wait_terminal(request)
+        assert recorder.names(request) == ["queued", "started", "first_audio", "finished"]
     finally:
         speech.close()
