@@ -22,8 +22,9 @@ from typing import Any, NoReturn
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from ishowtts_interfaces.msg import AudioChunk as AudioChunkMsg
-from rcl_interfaces.msg import SetParametersResult
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, InvalidTopicNameException
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -52,7 +53,7 @@ class TtsNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         for name, (default, desc) in all_parameters().items():
-            self.declare_parameter(name, default, desc)
+            self._declare(name, default, desc)
         # Humble has no post-set callback: values are validated and, when all pass, applied in this one callback.
         self.add_on_set_parameters_callback(self._set_parameters)
 
@@ -90,6 +91,15 @@ class TtsNode(Node):
         self._loader = threading.Thread(target=self._load_engine, name="tts-engine-load", daemon=True)
         self._loader.start()
 
+    def _declare(self, name: str, default: Any, desc: ParameterDescriptor) -> None:
+        """Declare a parameter; a launch value it cannot take (out of its range, of the wrong type) is refused at
+        start with an error naming it, and the default is used, so the node still speaks."""
+        try:
+            self.declare_parameter(name, default, desc)
+        except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
+            self.get_logger().error(f"launch value of {name} refused ({exc}); using the default {default!r}")
+            self.declare_parameter(name, default, desc, ignore_override=True)
+
     def _subscribe_text(self) -> None:
         # One callback at a time for every text topic: texts are queued in the order they were published (with a
         # reentrant group, two callbacks of one topic ran at once and swapped places, and with ``interrupt`` the
@@ -100,12 +110,15 @@ class TtsNode(Node):
         )
         for entry in self.get_parameter("text_topics").value:
             if entry.strip():
-                topic, _, voice = entry.partition("=")
-                self.create_subscription(
-                    String, topic.strip(), self._text_callback(voice.strip() or None, topic.strip()), TEXT_QOS,
-                    callback_group=text_group,
-                )  # fmt: skip
-                self.get_logger().info(f"also listening on {topic.strip()} (voice {voice.strip() or 'current'})")
+                topic, _, voice = (part.strip() for part in entry.partition("="))
+                try:
+                    self.create_subscription(
+                        String, topic, self._text_callback(voice or None, topic), TEXT_QOS, callback_group=text_group
+                    )
+                except (InvalidTopicNameException, ValueError) as exc:
+                    self.get_logger().error(f"text_topics entry {entry!r} refused: {exc}")
+                    continue
+                self.get_logger().info(f"also listening on {topic} (voice {voice or 'current'})")
 
     def _load_engine(self) -> None:
         """Build and warm up the engine, then serve; a node whose engine fails stays up and reports ERROR."""
