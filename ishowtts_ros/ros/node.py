@@ -41,6 +41,7 @@ from ishowtts_ros.core.text import EMPTY_TEXT, normalize_text
 from ishowtts_ros.engines.f5.options import F5_OPTIONS
 from ishowtts_ros.engines.registry import create_engine
 from ishowtts_ros.ros.audio_msg import AUDIO_QOS, EVENTS_QOS, SPEAKING_QOS, TEXT_QOS, encode_chunk
+from ishowtts_ros.ros.ownership import NameClaim
 from ishowtts_ros.ros.parameters import all_parameters
 from ishowtts_ros.ros.say_action import SayActionServer
 
@@ -80,7 +81,9 @@ class TtsNode(Node):
             loading=True,
         )
         self.say_server = SayActionServer(self, self.speech, self._goal_request)
+        self._text_subscriptions: list[Any] = []
         self._subscribe_text()
+        self.name_claim = NameClaim(self, self._yield_name)
         service_group = MutuallyExclusiveCallbackGroup()
         self.create_service(Trigger, "tts/stop", self._stop, callback_group=service_group)
         self.create_service(Trigger, "tts/list_voices", self._list_voices, callback_group=service_group)
@@ -105,19 +108,22 @@ class TtsNode(Node):
         # reentrant group, two callbacks of one topic ran at once and swapped places, and with ``interrupt`` the
         # older text could cancel the newer). Queueing takes microseconds: nothing else waits for it.
         text_group = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(
-            String, "tts/text", self._text_callback(None, "tts/text"), TEXT_QOS, callback_group=text_group
+        self._text_subscriptions.append(
+            self.create_subscription(
+                String, "tts/text", self._text_callback(None, "tts/text"), TEXT_QOS, callback_group=text_group
+            )
         )
         for entry in self.get_parameter("text_topics").value:
             if entry.strip():
                 topic, _, voice = (part.strip() for part in entry.partition("="))
                 try:
-                    self.create_subscription(
+                    subscription = self.create_subscription(
                         String, topic, self._text_callback(voice or None, topic), TEXT_QOS, callback_group=text_group
                     )
                 except (InvalidTopicNameException, ValueError) as exc:
                     self.get_logger().error(f"text_topics entry {entry!r} refused: {exc}")
                     continue
+                self._text_subscriptions.append(subscription)
                 self.get_logger().info(f"also listening on {topic} (voice {voice or 'current'})")
 
     def _load_engine(self) -> None:
@@ -264,6 +270,8 @@ class TtsNode(Node):
         )
         if utterance_id:
             utterance.id = utterance_id
+        if self.name_claim.older is not None:
+            return utterance, self.duplicate
         limit = self.get_parameter("max_text_length").value
         if len(text) > limit:
             return utterance, f"text is {len(text)} characters; max_text_length is {limit}"
@@ -374,15 +382,29 @@ class TtsNode(Node):
         return response
 
     def _check_duplicate(self) -> None:
-        """Two nodes with one fully qualified name both take every text and every parameter set: say so."""
+        """A node with this node's name that claimed it later is still on the graph: say so (it stops serving)."""
         me = (self.get_name(), self.get_namespace())
-        if self.duplicate or self.get_node_names_and_namespaces().count(me) < 2:
+        if self.duplicate or not self.name_claim.younger or self.get_node_names_and_namespaces().count(me) < 2:
             return
         self.duplicate = (
-            f"another node is named {self.get_fully_qualified_name()}: each text is spoken by both and parameter "
-            "sets reach both; give each node its own name or namespace"
+            f"another node is named {self.get_fully_qualified_name()}; this one started first and keeps serving, "
+            "the other has stopped: give each node its own name or namespace"
         )
         self.get_logger().error(self.duplicate)
+
+    def _yield_name(self, older: dict[str, Any]) -> None:
+        """An older node has this node's name: stop taking texts and goals (both would speak each one), say why."""
+        started = time.strftime("%H:%M:%S", time.localtime(older["since"]))
+        self.duplicate = (
+            f"another node named {self.get_fully_qualified_name()} has served since {started}: this one stopped "
+            "serving text and goals; give each node its own name or namespace"
+        )
+        self.get_logger().error(self.duplicate)
+        for subscription in self._text_subscriptions:
+            self.destroy_subscription(subscription)
+        self._text_subscriptions.clear()
+        self.speech.stop()
+        self.publish_diagnostics()
 
     def _reload_voices(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         if self.engine is None:

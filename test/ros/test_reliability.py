@@ -252,19 +252,23 @@ def test_audio_is_bounded_by_max_audio_seconds_not_by_text_length(faulty):
         assert all(r.successful for r in client.set_parameters(max_audio_seconds=300.0))
 
 
-def test_two_nodes_with_one_name_are_reported(tmp_path):
+def test_two_nodes_with_one_name_the_later_one_stops_serving_and_each_text_is_spoken_once(tmp_path):
+    """Both nodes took every text (two utterances for one message); now the one started later yields the name."""
     first = RunningNode(tmp_path, "twin", engine="espeak", warmup=False)
     try:
         (tmp_path / "second").mkdir()
         second = RunningNode(tmp_path / "second", "twin", engine="espeak", warmup=False)
         try:
             client = first.client
+            client.wait_for(lambda: "stopped serving" in second.log_text(), 30, "the later node yielding")
             client.wait_for(
-                lambda: any("another node is named /twin/ishowtts" in d.status[0].message for d in client.diagnostics),
-                30,
-                "a duplicate-name report",
+                lambda: any("keeps serving" in d.status[0].message for d in client.diagnostics), 30, "the report"
             )
-            assert "another node is named" in first.log_text() + second.log_text()
+            client.say("Spoken once.")
+            assert end_of(client, "Spoken once.")["event"] == "finished"
+            time.sleep(1.0)  # a second utterance, if there were one, would be well under way by now
+            assert sum(e["event"] == "queued" and e["text"] == "Spoken once." for e in list(client.events)) == 1
+            assert "stopped serving" not in first.log_text()
         finally:
             second.close()
     finally:
