@@ -34,12 +34,15 @@ def _say(args: argparse.Namespace) -> int:
     if args.warmup:
         with console.status("warming up..."):
             engine.warmup()
+    normalize = not args.no_normalize
+    console.log(f"speaking: {engine.spoken_text(args.text, args.voice, normalize)}")
     with console.status("synthesizing...") as status:
         result = engine.synthesize_all(
             args.text,
             args.voice,
             options,
             on_chunk=lambda c: status.update(f"synthesizing... chunk {c.index + 1}: {c.duration:.2f} s of audio"),
+            normalize=normalize,
         )
     from ishowtts_ros.core.audio import write_wav
 
@@ -62,6 +65,20 @@ def _play(samples, sample_rate: int) -> None:
         sounddevice.play(samples, sample_rate, blocking=True)
     except Exception as exc:
         console.log(f"[yellow]warning:[/] could not play audio ({exc}); the WAV file was written")
+
+
+def _normalize(args: argparse.Namespace) -> int:
+    """Prints exactly the text an engine speaks for TEXT: in the voice's language, or in ``--language``."""
+    from ishowtts_ros.core.frontend import speakable
+    from ishowtts_ros.core.text import EMPTY_TEXT, normalize_text
+    from ishowtts_ros.core.voices import VoiceRegistry
+
+    language = args.language or VoiceRegistry.load(args.voices_file).get(args.voice).language
+    spoken = speakable(normalize_text(args.text), language)
+    if not spoken:
+        raise EngineError(EMPTY_TEXT)
+    print(spoken)
+    return EXIT_OK
 
 
 def _voices(args: argparse.Namespace) -> int:
@@ -106,8 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--out", type=Path, default=Path("ishowtts.wav"), help="output WAV (default ishowtts.wav)")
     say.add_argument("--play", action="store_true", help="also play it on the default audio device")
     say.add_argument("--warmup", action="store_true", help="warm up first, so the timing shows steady state")
+    say.add_argument(
+        "--no-normalize", action="store_true", help="speak the text as written (no numbers, units or symbols as words)"
+    )
     add_engine_arguments(say)
     say.set_defaults(handler=_say)
+
+    normalize = commands.add_parser("normalize", help="print the text exactly as it will be spoken")
+    normalize.add_argument("text")
+    normalize.add_argument("--language", default=None, help="en, zh, ... (default: the voice's language)")
+    normalize.add_argument("--voice", default=None, help="voice whose language decides (default: the default voice)")
+    normalize.add_argument("--voices-file", type=Path, default=None)
+    normalize.set_defaults(handler=_normalize)
 
     voices = commands.add_parser("voices", help="list the voices of a voices file")
     voices.add_argument("--voices-file", type=Path, default=None)

@@ -23,6 +23,7 @@ import numpy as np
 
 from ishowtts_ros.core.audio import StreamingCrossfader
 from ishowtts_ros.core.errors import AudioLimitExceeded, EngineError, SynthesisCancelled, VoiceError
+from ishowtts_ros.core.frontend import speakable
 from ishowtts_ros.core.options import OptionSpec
 from ishowtts_ros.core.text import EMPTY_TEXT, normalize_text, split_text
 from ishowtts_ros.core.voices import Voice, VoiceRegistry
@@ -92,6 +93,9 @@ class Engine(ABC):
     crossfade_seconds: ClassVar[float] = 0.15
     first_chunk_chars: ClassVar[int] = 60
     max_chunk_chars: ClassVar[int] = 180
+    #: Chunks shorter than this (UTF-8 bytes) are joined to a neighbour unless the whole text is that short: an
+    #: engine that slows short texts down says so here (F5: 10).
+    min_chunk_bytes: ClassVar[int] = 0
     serialize_requests: ClassVar[bool] = True
     uses_reference_audio: ClassVar[bool] = False  # clones voices from their clips (so a voice needs a readable one)
 
@@ -144,12 +148,26 @@ class Engine(ABC):
         self.registry = registry
         self._voices_changed()
 
+    def spoken_text(self, text: str, voice: Voice | str | None = None, normalize: bool = True) -> str:
+        """Exactly the text this engine speaks for ``text`` in ``voice``: control characters and extra whitespace
+        dropped, then (``normalize``) numbers, units, times and symbols written out in the voice's language
+        (:mod:`.frontend`). Raises :class:`EngineError` when nothing speakable is left."""
+        resolved = voice if isinstance(voice, Voice) else self.registry.get(voice)
+        clean = normalize_text(text)
+        if normalize:
+            clean = speakable(clean, resolved.language)
+        if not clean:
+            raise EngineError(EMPTY_TEXT)
+        return clean
+
     def _voices_changed(self) -> None:
         """Hook for engines with per-voice caches."""
 
     def split(self, text: str, voice: Voice) -> list[str]:
         """Sentence-sized chunks, the first kept short so audio starts early."""
-        return split_text(text, first_max_chars=self.first_chunk_chars, max_chars=self.max_chunk_chars)
+        return split_text(
+            text, first_max_chars=self.first_chunk_chars, max_chars=self.max_chunk_chars, min_chars=self.min_chunk_bytes
+        )
 
     def warmup(self) -> None:
         """Run one short synthesis so the first real request is not slow."""
@@ -168,6 +186,7 @@ class Engine(ABC):
         utterance_id: str | None = None,
         cancel: threading.Event | None = None,
         max_audio_seconds: float | None = None,
+        normalize: bool = True,
     ) -> Generator[AudioChunk, None, None]:
         """Stream ``text`` as audio chunks in order; the concatenation is the cross-faded whole utterance.
 
@@ -177,10 +196,8 @@ class Engine(ABC):
         being yielded (text length does not bound audio: an emoji is four bytes and a long spoken name).
         """
         start = time.perf_counter()
-        clean = normalize_text(text)
-        if not clean:
-            raise EngineError(EMPTY_TEXT)
         resolved_voice = self.registry.get(voice)
+        clean = self.spoken_text(text, resolved_voice, normalize)
         resolved = self.resolve_options(options)
         pieces = self.split(clean, resolved_voice)
         utterance_id = utterance_id or uuid.uuid4().hex[:12]
@@ -258,13 +275,14 @@ class Engine(ABC):
         voice: str | None = None,
         options: Mapping[str, Any] | None = None,
         on_chunk: Callable[[AudioChunk], None] | None = None,
+        normalize: bool = True,
     ) -> SynthesisResult:
         """Synthesize a whole utterance (non-streaming callers: CLI, benchmark, tests); ``on_chunk`` sees each
         chunk as it arrives (progress)."""
         start = time.perf_counter()
         chunks: list[AudioChunk] = []
         first_audio = 0.0
-        for chunk in self.synthesize(text, voice, options):
+        for chunk in self.synthesize(text, voice, options, normalize=normalize):
             if not chunks:
                 first_audio = time.perf_counter() - start
             chunks.append(chunk)

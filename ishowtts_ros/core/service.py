@@ -41,6 +41,7 @@ class Utterance:
     options: dict[str, Any]
     source: str = ""
     max_audio_seconds: float | None = None
+    normalize: bool = True  # numbers, units, times and symbols written out (:mod:`.frontend`)
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     queued_at: float = field(default_factory=time.monotonic)
     #: Set once its ``queued`` event is out: the speech thread says ``started`` only after it.
@@ -165,9 +166,19 @@ class SpeechService:
             reason = "node is shutting down" if self._closing else f"queue full ({self.queue_size} waiting)"
             self.reject(utterance, reason)
             return False
-        self._emit("queued", utterance, queue_depth=self.queue_depth, ahead=ahead)
+        self._emit("queued", utterance, queue_depth=self.queue_depth, ahead=ahead, **self._spoken(utterance))
         utterance.announced.set()
         return True
+
+    def _spoken(self, utterance: Utterance) -> dict[str, str]:
+        """``{"spoken": text}``: what the engine will say for the request, beside its text (once an engine is
+        attached; a request it cannot speak fails with the reason when its turn comes)."""
+        if self.engine is None:
+            return {}
+        try:
+            return {"spoken": self.engine.spoken_text(utterance.text, utterance.voice or None, utterance.normalize)}
+        except EngineError:
+            return {}
 
     def attach(self, engine: Engine) -> None:
         """The engine has loaded: what was queued meanwhile is spoken now."""
@@ -307,6 +318,7 @@ class SpeechService:
                 utterance_id=utterance.id,
                 cancel=self._cancel,
                 max_audio_seconds=utterance.max_audio_seconds,
+                normalize=utterance.normalize,
             ):
                 if self._cancel.is_set():
                     raise SynthesisCancelled("cancelled")

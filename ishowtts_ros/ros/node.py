@@ -267,6 +267,7 @@ class TtsNode(Node):
             options={**self.current_options(), **(overrides or {})},
             source=source,
             max_audio_seconds=self.get_parameter("max_audio_seconds").value,
+            normalize=self.get_parameter("normalize_text").value,
         )
         if utterance_id:
             utterance.id = utterance_id

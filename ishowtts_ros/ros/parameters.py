@@ -19,6 +19,11 @@ LIVE_PARAMETERS: dict[str, tuple[Any, str, Bounds]] = {
     "playback": (False, "also play the audio on this machine's speaker (PortAudio)", None),
     "volume": (1.0, "playback gain (the published audio is not scaled)", (0.0, 2.0)),
     "interrupt": (False, "new text cancels the current utterance and the queue instead of queueing", None),
+    "normalize_text": (
+        True,
+        "say numbers, units, times and symbols as words in the voice's language (12% -> twelve percent)",
+        None,
+    ),
     "max_text_length": (2000, "longest text accepted, in characters", (1, 100000)),
     "max_audio_seconds": (
         300.0,

@@ -216,6 +216,10 @@ class TtsEventHandler(AsyncEventHandler):
         complete, stream.text = complete_sentences(stream.text, scanned)
         if not complete and len(stream.text) > self.limits.max_text_chars:
             complete, stream.text = cut_at_word(stream.text, self.limits.max_text_chars)
+        if complete and len(complete.encode("utf-8")) < self.engine.min_chunk_bytes:
+            # A tiny sentence ("OK.") alone would be stretched (F5 slows texts this short): it waits for the next
+            # sentence or the end of the stream.
+            stream.text, complete = f"{complete} {stream.text}", ""
         if complete:
             stream.spoken = True
             stream.audio_left -= await self._speak(complete, stream.voice, stream.audio_left)
@@ -255,7 +259,7 @@ class TtsEventHandler(AsyncEventHandler):
         if max_audio_seconds <= 0:
             raise AudioLimitExceeded(f"stopped at the audio limit of {self.limits.max_audio_seconds:g} s")
         rate = self.engine.sample_rate
-        stream = ChunkStream(self.engine, text, voice, self.options(), max_audio_seconds)
+        stream = ChunkStream(self.engine, text, voice, self.options(), max_audio_seconds, self.limits.normalize)
         seconds = 0.0
         try:
             while (chunk := await self._next_chunk(stream)) is not None:
@@ -297,10 +301,18 @@ class ChunkStream:
     request whose client left frees the engine promptly."""
 
     def __init__(
-        self, engine: Engine, text: str, voice: str | None, options: dict[str, Any], max_audio_seconds: float
+        self,
+        engine: Engine,
+        text: str,
+        voice: str | None,
+        options: dict[str, Any],
+        max_audio_seconds: float,
+        normalize: bool = True,
     ) -> None:
         self.cancel = threading.Event()
-        self._chunks = engine.synthesize(text, voice, options, cancel=self.cancel, max_audio_seconds=max_audio_seconds)
+        self._chunks = engine.synthesize(
+            text, voice, options, cancel=self.cancel, max_audio_seconds=max_audio_seconds, normalize=normalize
+        )
         self._lock = threading.Lock()
 
     def next(self) -> EngineChunk | None:

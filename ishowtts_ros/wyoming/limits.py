@@ -35,6 +35,7 @@ class Limits:
     write_timeout: float = 10.0  # seconds a client may take nothing before it is dropped
     max_connections: int = 64
     max_audio_seconds: float = 300.0  # per one-shot request, and per stream in total
+    normalize: bool = True  # numbers, units, times and symbols said as words (core/frontend.py)
 
 
 class FrameError(Exception):

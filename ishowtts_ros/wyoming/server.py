@@ -195,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--max-audio-seconds", type=float, default=Limits.max_audio_seconds,
         help="longest audio of one request, or of one stream in total",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-normalize", action="store_true", help="speak texts as written (no numbers, units or symbols as words)"
+    )
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     add_engine_arguments(parser)
@@ -213,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             read_timeout=args.read_timeout,
             write_timeout=args.write_timeout,
             max_audio_seconds=args.max_audio_seconds,
+            normalize=not args.no_normalize,
         )
         asyncio.run(serve(engine, args.uri, lambda: dict(options), args.zeroconf, limits))
     except (EngineError, OSError) as exc:

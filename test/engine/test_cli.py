@@ -78,3 +78,15 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path):
 def test_usage_error_exits_2():
     result = run_cli("say")
     assert result.returncode == 2
+
+
+def test_normalize_prints_exactly_what_is_spoken():
+    result = run_cli("normalize", "Battery at 12%. Obstacle in 1.5 m.")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Battery at twelve percent. Obstacle in one point five meters."
+    result = run_cli("normalize", "电池电量12%。", "--language", "zh")
+    assert result.stdout.strip() == "电池电量百分之十二。"
+    result = run_cli("normalize", "前方3.5米。", "--voice", "nature_zh")  # the voice's language decides
+    assert result.stdout.strip() == "前方三点五米。"
+    result = run_cli("normalize", "   ")
+    assert result.returncode == 2 and "text is empty" in result.stdout + result.stderr

@@ -588,3 +588,12 @@ def test_clients_that_stop_reading_are_dropped_and_others_are_served(tmp_path):
         process.terminate()
         process.wait(10)
         log.close()
+
+
+def test_the_server_speaks_numbers_as_words(espeak_server):
+    """espeak is deterministic: the audio for "12%" is the audio for "twelve percent" (the front end ran)."""
+    written = audio_of(run(exchange(espeak_server, [Synthesize(text="Battery at 12%, 1.5 m to go.")])))[0]
+    spoken = audio_of(
+        run(exchange(espeak_server, [Synthesize(text="Battery at twelve percent, one point five meters to go.")]))
+    )[0]
+    assert np.array_equal(written, spoken)

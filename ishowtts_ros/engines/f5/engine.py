@@ -152,6 +152,9 @@ class F5Engine(Engine):
     serialize_requests = False  # the batch scheduler owns the GPU; concurrent requests batch there
     uses_reference_audio = True
     supported_options = F5_OPTIONS
+    #: Upstream speaks a chunk under this many UTF-8 bytes at speed 0.3 (:meth:`sample_request`), so no chunk is
+    #: cut that short unless the whole utterance is.
+    min_chunk_bytes = 10
 
     def __init__(
         self, config: EngineConfig | None = None, models: tuple[UpstreamModule, UpstreamModule] | None = None
@@ -416,7 +419,10 @@ class F5Engine(Engine):
         """Chunks sized as upstream sizes them for this reference (about 22 s of ref + generated audio)."""
         ref = self.reference(voice)
         max_chars = self._max_chunk_bytes(ref)
-        return split_text(text, first_max_chars=min(self.first_chunk_chars, max_chars), max_chars=max_chars)
+        return split_text(
+            text, first_max_chars=min(self.first_chunk_chars, max_chars), max_chars=max_chars,
+            min_chars=self.min_chunk_bytes,
+        )  # fmt: skip
 
     @staticmethod
     def _max_chunk_bytes(ref: Reference) -> int:
@@ -432,7 +438,8 @@ class F5Engine(Engine):
         from f5_tts.model.utils import convert_char_to_pinyin
 
         gen_bytes = len(piece.encode("utf-8"))
-        speed = options["speed"] if gen_bytes >= 10 else 0.3  # upstream slows very short texts the same way
+        # Upstream slows very short texts the same way (only a whole utterance is this short: see :meth:`split`).
+        speed = options["speed"] if gen_bytes >= self.min_chunk_bytes else 0.3
         duration = self._frames(ref, gen_bytes, speed)
         tokens = convert_char_to_pinyin([ref.text + piece])[0]
         seed = options["seed"]

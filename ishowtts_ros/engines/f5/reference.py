@@ -64,6 +64,14 @@ class ReferenceCache:
             self._references.clear()
 
 
+def reference_text(text: str) -> str:
+    """The transcript as upstream's ``preprocess_ref_audio_text`` ends it, so it does not run into the generated
+    text: kept after ". " or "。", a space after ".", else ". " appended."""
+    if text.endswith((". ", "\u3002")):
+        return text
+    return text + (" " if text.endswith(".") else ". ")
+
+
 def prepare_reference(voice: Voice, mel: MelFunction) -> Reference:
     """Read and check ``voice``'s clip (every problem is a :class:`VoiceError` naming voice and file)."""
     audio, rate, level = _read_clip(voice)
@@ -73,7 +81,7 @@ def prepare_reference(voice: Voice, mel: MelFunction) -> Reference:
         import torchaudio
 
         audio = torchaudio.transforms.Resample(rate, SAMPLE_RATE)(audio)
-    text = voice.text if len(voice.text[-1].encode("utf-8")) != 1 else voice.text + " "
+    text = reference_text(voice.text)
     frames = audio.shape[-1] // HOP_LENGTH
     return Reference(cond=mel(audio), frames=frames, rms=level, text=text, text_bytes=len(text.encode("utf-8")))
 
