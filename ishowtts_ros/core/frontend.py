@@ -341,10 +341,9 @@ def _chinese(text: str) -> str:
 
 
 #: Abbreviations whose period does not end a sentence ("No. 5" is one piece of text for the rules).
-_NOT_AN_END = "".join(
-    rf"(?<!\b{re.escape(a)})" for a in ("No", "Dr", "Mr", "Mrs", "Ms", "Prof", "St", "vs", "etc", "approx", "Approx", "e.g",
-                                         "i.e", "Jr", "Sr", "Mt", "Rd", "Ave", "a.m", "p.m")
-)  # fmt: skip
+_NO_END_AFTER = ("No", "Dr", "Mr", "Mrs", "Ms", "Prof", "St", "vs", "etc", "approx", "Approx", "e.g", "i.e", "Jr",
+                 "Sr", "Mt", "Rd", "Ave", "a.m", "p.m")  # fmt: skip
+_NOT_AN_END = "".join(rf"(?<!\b{re.escape(a)})" for a in _NO_END_AFTER)
 #: A sentence and the space after it: ends at . ! ? ; : followed by a space (not "3.5", "Dr. Smith") or at CJK ones.
 _SENTENCE = re.compile(r".+?(?:" + _NOT_AN_END + r"[.!?;:\u2026](?=\s|$)|[\u3002\uff01\uff1f\uff1b\uff1a]|$)\s*", re.S)
 
