@@ -52,18 +52,17 @@ def resolve_audio_path(audio: str, base: Path) -> Path:
 
 
 def default_voices_file() -> Path:
-    """``$ISHOWTTS_VOICES_FILE``, else the installed share folder, else the source tree's ``config/voices.yaml``."""
+    """``$ISHOWTTS_VOICES_FILE``, else the ``config/voices.yaml`` installed beside this package: in a colcon
+    install tree ``share/ishowtts_ros/config/`` above the Python package's folder (found on the file system: the
+    core imports nothing of ROS), in the source tree ``config/`` at its root."""
     if os.environ.get(VOICES_ENV):
         return Path(os.environ[VOICES_ENV])
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        shared = Path(get_package_share_directory("ishowtts_ros")) / "config" / "voices.yaml"
+    here = Path(__file__).resolve()
+    for folder in here.parents[2:7]:
+        shared = folder / "share" / "ishowtts_ros" / "config" / "voices.yaml"
         if shared.is_file():
             return shared
-    except Exception:
-        pass
-    return Path(__file__).resolve().parents[2] / "config" / "voices.yaml"
+    return here.parents[2] / "config" / "voices.yaml"
 
 
 class VoiceRegistry:

@@ -84,10 +84,10 @@ def explain_engine_choice(checkpoint: str) -> None:
     wanted = os.environ.get("DEMO_DOWNLOAD") == "1"
     if cuda and not wanted and sys.stdin.isatty():
         wanted = input("A CUDA GPU is here but not the F5 weights (~1.4 GB). Download them now? [y/N] ").strip() == "y"
-    if cuda and wanted:
-        from ishowtts_ros import download
+    if cuda and wanted:  # through the command line, as a user would run it (the demo does not import the tools)
+        import subprocess
 
-        if download.main([]) == 0:
+        if subprocess.run([sys.executable, "-m", "ishowtts_ros.cli", "download"], check=False).returncode == 0:
             return
     print(f"speaking with espeak, not F5: {reason}. For F5 voice cloning: ishowtts download, then make demo "
           "(ishowtts doctor says what else this machine has)")  # fmt: skip

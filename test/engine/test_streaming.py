@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from ishowtts_ros.core.audio import StreamingCrossfader, crossfade_join
+from ishowtts_ros.core.audio import crossfade_join
 
 PARAGRAPH = (
     "Good morning. I am the robot at the front desk, and I will guide you to the meeting room on the second floor. "
@@ -39,17 +37,3 @@ def test_chunk_timing_is_monotonic(tiny_engine):
     assert all(c.synth_seconds > 0 for c in chunks)
     pcm = chunks[0].pcm16()
     assert pcm.dtype == np.dtype("<i2") and len(pcm) == len(chunks[0].samples)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    lengths=st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=6),
-    fade=st.integers(min_value=0, max_value=120),
-    seed=st.integers(min_value=0, max_value=2**16),
-)
-def test_streaming_crossfader_matches_whole_join(lengths, fade, seed):
-    rng = np.random.default_rng(seed)
-    waves = [rng.standard_normal(n).astype(np.float32) for n in lengths]
-    fader = StreamingCrossfader(fade)
-    streamed = [fader.push(w, i == len(waves) - 1) for i, w in enumerate(waves)]
-    np.testing.assert_allclose(np.concatenate(streamed), crossfade_join(waves, fade), rtol=0, atol=1e-6)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 from support.engines import TINY_CHECKPOINT, write_voices_file
+from support.markers import needs_f5
 
 pytestmark = pytest.mark.slow  # each test starts the CLI as a subprocess
 
@@ -37,6 +38,7 @@ def test_say_with_espeak_writes_wav_and_prints_figures(tmp_path):
     assert rtf > 0
 
 
+@needs_f5
 def test_say_with_tiny_f5(tmp_path):
     out = tmp_path / "f5.wav"
     result = run_cli(
@@ -71,6 +73,10 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path):
     assert "unknown engine 'piper'" in result.stderr
     result = run_cli("say", "   ", "--engine", "espeak", "--out", str(tmp_path / "y.wav"))
     assert result.returncode == 2 and "text is empty" in result.stderr
+
+
+@needs_f5
+def test_a_bad_option_exits_2_with_its_range():
     result = run_cli("say", "Hi.", "--engine", "f5", "--checkpoint", TINY_CHECKPOINT, "--device", "cpu", "--nfe", "1")
     assert result.returncode == 2 and "nfe_step=1 is below the minimum 2" in result.stderr
 

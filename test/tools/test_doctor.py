@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from support.markers import needs_f5
 
 pytestmark = pytest.mark.slow  # each case starts the CLI
 
@@ -44,5 +45,9 @@ def test_doctor_exits_non_zero_when_the_configured_engine_cannot_run(tmp_path):
     )
     code, findings = doctor("--engine", "espeak")
     assert code == 0 and findings[-1] == {"check": "engine", "status": "ok", "detail": "espeak -> espeak"}
+
+
+@needs_f5
+def test_doctor_passes_an_f5_that_can_run():
     code, findings = doctor("--engine", "f5", "--checkpoint", "random:tiny")
     assert code == 0 and findings[-1]["detail"] == "f5 -> f5"
