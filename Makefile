@@ -46,7 +46,7 @@ launch-deps: bootstrap
 
 # The edit loop: lint, types and the tests that start no process and no DDS participant.
 check: static
-	$(PY) -m pytest -q test/unit test/engine -m "not slow and not ros and not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest -q test/unit test/engine test/tools -m "not slow and not ros and not gpu" $(PYTEST_ARGS)
 
 static: bootstrap
 	$(VENV)/bin/ruff check .

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
 TEXTS = ["The first robot speaks.", "A second, somewhat longer request arrives at once.", "And a third one."]
 
 
+@pytest.mark.slow  # in make test, not in make check's edit loop
 def test_concurrent_requests_equal_sequential_ones(tiny_engine):
     options = {"seed": 8, "nfe_step": 4}
     alone = [tiny_engine.synthesize_all(text, options=options).samples for text in TEXTS]

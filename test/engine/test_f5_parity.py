@@ -78,6 +78,7 @@ def test_engine_wave_is_vocos_of_upstream_mel(models):
     assert relative_error(torch.from_numpy(result.samples), expected) < 1e-4
 
 
+@pytest.mark.slow  # in make test, not in make check's edit loop
 def test_batched_requests_equal_single_requests(models):
     """Padding one request to another's length must not change it (the key-padding mask works)."""
     _, _, engine = models
@@ -166,6 +167,7 @@ def test_sampler_leaves_upstream_model_untouched():
     assert [type(b.attn.processor) for b in upstream.transformer.transformer_blocks] == processors
 
 
+@pytest.mark.slow  # in make test, not in make check's edit loop
 def test_same_seed_same_audio_different_seed_differs(tiny_engine):
     text = "Repeatable speech."
     first = tiny_engine.synthesize_all(text, options={"seed": 11}).samples

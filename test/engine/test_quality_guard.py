@@ -40,6 +40,7 @@ def engines(arch: str, device: str, precisions: tuple[str, ...]) -> dict[str, F5
 
 
 @pytest.mark.parametrize("nfe", [8, pytest.param(16, marks=pytest.mark.slow)])
+@pytest.mark.slow  # in make test, not in make check's edit loop
 def test_half_precisions_track_fp32_on_cpu(nfe):
     found = engines("tiny", "cpu", ("fp32", "fp16", "bf16"))
     for precision in ("fp16", "bf16"):

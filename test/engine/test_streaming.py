@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ishowtts_ros.core.audio import crossfade_join
 
@@ -12,6 +13,7 @@ PARAGRAPH = (
 )
 
 
+@pytest.mark.slow  # in make test, not in make check's edit loop
 def test_streamed_chunks_concatenate_to_the_joined_utterance(tiny_engine):
     options = {"seed": 21, "nfe_step": 4}
     chunks = list(tiny_engine.synthesize(PARAGRAPH, options=options))

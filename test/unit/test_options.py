@@ -36,6 +36,7 @@ def test_accepted_values_are_usable(spec, value):
     assert spec.minimum <= accepted <= spec.maximum
 
 
+@pytest.mark.slow  # in make test, not in make check's edit loop
 def test_nfe_bounds_match_the_sampler(tiny_engine):
     """The extremes the validation admits really run."""
     for nfe in (F5_OPTIONS["nfe_step"].minimum, F5_OPTIONS["nfe_step"].maximum):
