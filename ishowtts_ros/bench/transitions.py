@@ -87,7 +87,7 @@ def close_while_compiling(engine: F5Engine) -> dict[str, Any]:
     return {"compiling_when_closed": compiling, "close_s": time.perf_counter() - started}
 
 
-def run(reps: int) -> dict[str, Any]:
+def run(reps: int, save: Any = lambda report: None) -> dict[str, Any]:
     models = load_models("random:F5TTS_v1_Base", "random")
     torch.cuda.reset_peak_memory_stats()
     engine = F5Engine(F5Config(device="cuda", precision="fp16", checkpoint="random:F5TTS_v1_Base"), models=models)
@@ -101,6 +101,8 @@ def run(reps: int) -> dict[str, Any]:
     report["compiled_s"] = time.perf_counter() - started
     other = next(name for name in engine.registry.names() if name != engine.registry.default)
     cases: dict[str, dict[str, Any]] = {}
+    report["transitions"] = cases
+    save(report)
     cases["after_background_compile"] = transition(engine, TEXTS["medium"], reps)
     cases["nfe_step_12"] = transition(engine, TEXTS["medium"], reps, nfe_step=12)
     cases["voice_switch"] = transition(engine, TEXTS["medium"], reps, voice=other)
@@ -114,7 +116,7 @@ def run(reps: int) -> dict[str, Any]:
     cases["long_speed_0.5_then_idle"] = transition(engine, TEXTS["long"], reps, idle=IDLE_SECONDS, speed=0.5)
     cases["paragraph_60s"] = transition(engine, TEXTS["long"], reps)
     cases["unplanned_shape_short"] = transition(engine, SHORT, reps, idle=IDLE_SECONDS, cfg_strength=0.0, speed=0.3)
-    report["transitions"] = cases
+    save(report)
     report["steady_medium_nfe8"] = {
         "rtf": cases["after_background_compile"]["steady"]["total_ms"]
         / 1e3
@@ -122,6 +124,7 @@ def run(reps: int) -> dict[str, Any]:
         "ttfa_ms": cases["after_background_compile"]["steady"]["ttfa_ms"],
     }
     report["sway_sweep_nfe64"] = sway_sweep(engine)
+    save(report)
     report["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     report["describe"] = engine.describe()
     report["close"] = close_while_compiling(engine)
@@ -151,9 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("bench.transitions needs a CUDA GPU", file=sys.stderr)
         return 2
-    report = run(args.reps)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "transitions.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+
+    def save(report: dict[str, Any]) -> None:  # after each stage: a run cut short still leaves its figures
+        (args.out / "transitions.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
+
+    report = run(args.reps, save)
+    save(report)
     print(table(report))
     print(json.dumps({key: value for key, value in report.items() if key not in ("transitions", "describe")}))
     return 0
