@@ -25,21 +25,6 @@ def events_for(client, utterance_id):
     return [e["event"] for e in client.events_of(utterance_id=utterance_id)]
 
 
-def test_numbers_and_units_are_spoken_as_words_and_the_queued_event_says_so(tiny):
-    client = tiny.client
-    text = "Battery at 12%, obstacle in 1.5 m."
-    client.say(text)
-    queued = client.wait_event("queued", 60, text=text)
-    assert queued["spoken"] == "Battery at twelve percent, obstacle in one point five meters."
-    assert client.wait_event("finished", 120, id=queued["id"])["text"] == text  # events keep the text as sent
-    assert all(r.successful for r in client.set_parameters(normalize_text=False))
-    try:
-        client.say("Room 12.")
-        assert client.wait_event("queued", 60, text="Room 12.")["spoken"] == "Room 12."
-    finally:
-        assert all(r.successful for r in client.set_parameters(normalize_text=True))
-
-
 def test_text_in_ordered_chunks_events_rtf_speaking_and_diagnostics(tiny):
     client = tiny.client
     client.say(PARAGRAPH)
@@ -122,6 +107,21 @@ def test_bad_text_gets_a_failed_event_and_the_next_one_works(tiny):
     client.set_parameters(max_text_length=2000)
     client.say("Good text still works.")
     client.wait_event("finished", 60, text="Good text still works.")
+
+
+def test_numbers_and_units_are_spoken_as_words_and_the_queued_event_says_so(tiny):
+    client = tiny.client
+    text = "Battery at 12%, obstacle in 1.5 m."
+    client.say(text)
+    queued = client.wait_event("queued", 60, text=text)
+    assert queued["spoken"] == "Battery at twelve percent, obstacle in one point five meters."
+    assert client.wait_event("finished", 120, id=queued["id"])["text"] == text  # events keep the text as sent
+    assert all(r.successful for r in client.set_parameters(normalize_text=False))
+    try:
+        client.say("Room 12.")
+        assert client.wait_event("queued", 60, text="Room 12.")["spoken"] == "Room 12."
+    finally:
+        assert all(r.successful for r in client.set_parameters(normalize_text=True))
 
 
 def test_services_list_and_reload_voices(tiny):
