@@ -25,6 +25,7 @@ def compiled_block() -> str:
 class FakeStep:
     def __init__(self, shape, block) -> None:
         self.shape, self.kind = shape, block()
+        self.example = ("inputs of", shape)
 
     def run(self, inputs):
         return (self.kind, self.shape, inputs)

@@ -93,6 +93,12 @@ class CapturedStep:
         with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
             self.static.noise.copy_(loop(self.static, rope, use_cfg))
 
+    @property
+    def example(self) -> LoopInputs:
+        """This step's own input buffers: a recapture of the shape (with compiled blocks) warms up on them. A replay
+        may be writing them meanwhile; only their shapes matter to a capture, which records into its own copies."""
+        return self.static
+
     def run(self, inputs: LoopInputs) -> torch.Tensor:
         """The final state for ``inputs`` (valid until this graph's next run)."""
         static = self.static

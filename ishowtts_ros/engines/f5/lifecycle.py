@@ -42,6 +42,11 @@ class Step(Protocol):
 
     def run(self, inputs: Any) -> Any: ...
 
+    @property
+    def example(self) -> Any:
+        """Inputs of this step's shape (its own buffers): what a recapture warms up on, so no shape keeps a second
+        copy of a request's inputs while it waits to be compiled."""
+
 
 #: ``(shape, example inputs, block function) -> captured step``.
 Capture = Callable[[Shape, Any, BlockFunction], Step]
@@ -79,8 +84,8 @@ class GraphLifecycle:
         #: Shapes without a graph and an example of each: left for later by warm-up, or met when no capture could
         #: run; captured with eager blocks when the worker is idle or by the compile thread.
         self._planned: dict[Shape, Any] = {}
-        #: Shapes whose graph runs eager blocks, with their examples: the compile thread's work.
-        self._uncompiled: dict[Shape, Any] = {}
+        #: Shapes whose graph runs eager blocks: the compile thread's work (recaptured from the graph's own inputs).
+        self._uncompiled: dict[Shape, None] = {}
         self._compiled: set[Shape] = set()
         self._retired: list[Step] = []
         self._lock = threading.Lock()  # held while a graph is captured
@@ -160,7 +165,7 @@ class GraphLifecycle:
                 step = self._capture(shape, example, self._eager_block)
                 self._graphs[shape] = step
                 if self._compile_block is not None:
-                    self._uncompiled[shape] = example
+                    self._uncompiled[shape] = None
                     self._notify()
             return step
         finally:  # captured, or failed: a failed shape runs eagerly until a later request plans it again
@@ -202,7 +207,7 @@ class GraphLifecycle:
                         continue
                     if compiled is None:  # torch.compile's imports hold the GIL for seconds: in a quiet moment too
                         compiled = self._compile_block()
-                    self._recapture(*work, compiled)
+                    self._recapture(work[0], compiled)
                     turns.progress(len(self._compiled), len(self._graphs))
                 self._end_round(turns)
         except Exception as exc:
@@ -225,13 +230,15 @@ class GraphLifecycle:
     def _has_work(self) -> bool:
         return bool(self._planned or self._uncompiled)
 
-    def _recapture(self, shape: Shape, example: Any, compiled: BlockFunction) -> None:
+    def _recapture(self, shape: Shape, compiled: BlockFunction) -> None:
         """``shape``'s graph with compiled blocks, swapped in; the worker replays the eager one meanwhile."""
         with self._lock:
-            if self._uncompiled.pop(shape, None) is None:
-                return
             previous = self._graphs.get(shape)
-            self._graphs[shape] = self._capture(shape, example, compiled)
+            if shape not in self._uncompiled or previous is None:
+                self._uncompiled.pop(shape, None)
+                return
+            del self._uncompiled[shape]
+            self._graphs[shape] = self._capture(shape, previous.example, compiled)
             self._compiled.add(shape)
             if previous is not None:
                 self._retired.append(previous)
