@@ -152,3 +152,17 @@ def test_a_failing_compiler_stops_compiling_and_keeps_the_graphs(rig):
     assert [str(exc) for exc in failures] == ["no C++ compiler"] and not lifecycle.compiles
     assert lifecycle.run((1, 256, True), "y", lambda: None)[0] == "eager"
     lifecycle.close(timeout=WAIT)
+
+
+def test_a_round_keeps_at_most_one_replaced_graph(rig):
+    """Replaced eager graphs are released turn by turn, not all at the round's end (GPU memory: 64 shapes)."""
+    for frames in range(256, 256 + 128 * 6, 128):
+        rig.serve((1, frames, True))
+    held: list[int] = []
+    rig.lifecycle._capture = lambda shape, example, block: (held.append(len(rig.lifecycle._retired)), rig.capture(
+        shape, example, block))[1]  # fmt: skip
+    rig.release.set()
+    rig.start()
+    assert rig.lifecycle.wait_compiled(WAIT)
+    assert held and max(held) <= 1, held
+    assert rig.lifecycle.compiled_shapes == rig.lifecycle.shapes

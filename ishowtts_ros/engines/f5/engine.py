@@ -351,7 +351,7 @@ class F5Engine(Engine):
     ) -> list[tuple[list[SampleRequest], float]]:
         """The graphs every request of these voices can be known to need, in the order they serve: the buckets of
         every voice's first chunks (captured now, on this thread, where ``capture_first``), then the longer chunks'
-        buckets up to a chunk of ``max_seconds`` at :data:`PLANNED_SPEED`, then the first chunks' with guidance off
+        buckets up to a chunk of ``max_seconds`` at :data:`PLANNED_SPEED`, then all of them with guidance off
         (``cfg_strength`` 0 from rqt). Returned for planning: captured when the worker is idle or by the compile
         thread, and compiled in the background."""
         options = {**self.default_options, "nfe_step": 1}  # the graphs hold one step, whatever the NFE
@@ -369,7 +369,7 @@ class F5Engine(Engine):
             for frames in now:
                 self.sample_mels(of_bucket(frames), options)
         planned = [(of_bucket(frames), guided) for frames in ([] if capture_first else now) + later]
-        return planned + [(of_bucket(frames), 0.0) for frames in now]
+        return planned + [(of_bucket(frames), 0.0) for frames in now + later]
 
     def _prepare_voices(self) -> list[Reference]:
         """Every voice's reference mel and text handling done once (a Chinese reference text starts jieba: ~1 s

@@ -16,8 +16,9 @@ Who owns what:
 - **Any other thread** (warm-up, tools) captures a missing shape there and then, waiting for the lock.
 
 A graph is swapped by one dict assignment under the capture lock. The worker looks graphs up without the lock (a
-dict read is atomic), so it replays the old graph or the new one, never one being built. Graphs replaced in a
-round are released under the lock when the round ends, never while another capture runs.
+dict read is atomic), so it replays the old graph or the new one, never one being built. A replaced graph is
+released under the lock at the next turn (after a quiet moment, so no request still runs it) or when the round
+ends, never while another capture runs.
 """
 
 from __future__ import annotations
@@ -231,8 +232,12 @@ class GraphLifecycle:
         return bool(self._planned or self._uncompiled)
 
     def _recapture(self, shape: Shape, compiled: BlockFunction) -> None:
-        """``shape``'s graph with compiled blocks, swapped in; the worker replays the eager one meanwhile."""
+        """``shape``'s graph with compiled blocks, swapped in; the worker replays the eager one meanwhile. The graph
+        replaced in the turn before is released first: the worker takes a graph from the dict when a request
+        starts, and it has been quiet since that swap (each turn waits for a quiet moment), so nothing still runs
+        it; this keeps one replaced graph in memory instead of one per shape until the round ends."""
         with self._lock:
+            self._retired.clear()
             previous = self._graphs.get(shape)
             if shape not in self._uncompiled or previous is None:
                 self._uncompiled.pop(shape, None)

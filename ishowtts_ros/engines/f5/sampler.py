@@ -333,6 +333,7 @@ class FlowSampler:
             return lens_to_mask(self._to_device(torch.tensor(durations)), frames).repeat(rows_per_item, 1)
         return None
 
+    @torch.inference_mode()  # on any thread (the compile thread's too): no autograd state in a graph
     def _capture(self, key: Shape, example: LoopInputs, run_block: BlockFunction) -> CapturedStep:
         batch, frames, use_cfg = key
         compiled = run_block is not self._call_block
