@@ -284,3 +284,40 @@ def test_queued_is_always_announced_before_started(gated):
         assert recorder.names(request) == ["queued", "started", "first_audio", "finished"]
     finally:
         speech.close()
+
+
+class CountingPlayer(AudioPlayer):
+    """A player on this machine's missing sound card: counts the samples it would have played."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stream, self._rate = RecordingStream(), 8000
+
+
+@pytest.mark.parametrize("how", ["stop", "interrupt"])
+def test_a_stop_or_interrupt_during_a_chunks_publish_keeps_it_from_playing(gated, how):
+    """The window between a chunk's publish (``on_chunk``: a DDS publish can take milliseconds) and its playback."""
+    recorder = Recorder()
+    player = CountingPlayer()
+    holder: dict = {}
+    urgent = utterance("Urgent.")
+
+    def on_chunk(request: Utterance, chunk: AudioChunk) -> None:
+        recorder.on_chunk(request, chunk)
+        if request.id == holder["first"].id and len(recorder.chunks) == 1:
+            holder["speech"].stop() if how == "stop" else holder["speech"].submit(urgent, interrupt=True)
+
+    speech = SpeechService(
+        gated, queue_size=2, on_event=recorder.on_event, on_chunk=on_chunk, on_speaking=recorder.on_speaking,
+        player=player,
+    )  # fmt: skip
+    holder["speech"], holder["first"] = speech, utterance("One. Two.")
+    try:
+        speech.submit(holder["first"])
+        release_all(gated, 3)
+        recorder.wait_terminal(holder["first"], *([urgent] if how == "interrupt" else []))
+        assert recorder.names(holder["first"])[-1] == "cancelled"
+        played_by_urgent = 800 if how == "interrupt" else 0
+        assert player._stream.written == played_by_urgent, "the first utterance's chunk played after the stop"
+    finally:
+        speech.close()
