@@ -150,18 +150,25 @@ def test_position_conv_choice_and_its_reasons():
         assert "8 channels per group" in triton_position_conv_unsupported(narrow, torch.device("cuda"))
 
 
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_triton_kernel_matches_upstream_on_gpu_full_shape():
+def check_full_shape_on_gpu(run) -> None:
+    """``run(module_fp16, x_fp16, mask)`` against upstream's module in float64, on F5TTS_v1_Base's shape."""
     cfm, _ = random_models("F5TTS_v1_Base", seed=3)
     module = cfm.transformer.input_embed.conv_pos_embed.cuda()
     x = torch.randn(2, 2176, 1024, device="cuda")
     mask = torch.arange(2176, device="cuda")[None] < torch.tensor([2058, 1500], device="cuda")[:, None]
     with torch.no_grad():
         expected = module.double()(x.double(), mask)
-        out = checked_triton_position_conv(copy.deepcopy(module).half(), torch.float16, x.device)(x.half(), mask)
+        out = run(copy.deepcopy(module).half(), x.half(), mask)
     assert relative_error(out, expected) < 5e-3
     assert not out[~mask].any()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_triton_kernel_matches_upstream_on_gpu_full_shape():
+    check_full_shape_on_gpu(
+        lambda module, x, mask: checked_triton_position_conv(module, torch.float16, x.device)(x, mask)
+    )
 
 
 def test_cudnn_position_conv_matches_upstream_on_the_cpu():
@@ -174,19 +181,17 @@ def test_cudnn_position_conv_matches_upstream_on_the_cpu():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cudnn_position_conv_matches_upstream_on_gpu_while_another_thread_has_cudnn_off():
-    """The fallback calls cuDNN directly: it neither needs cuDNN switched on nor switches it for other threads."""
-    cfm, _ = random_models("F5TTS_v1_Base", seed=3)
-    module = cfm.transformer.input_embed.conv_pos_embed.cuda()
-    x = torch.randn(2, 2176, 1024, device="cuda")
-    mask = torch.arange(2176, device="cuda")[None] < torch.tensor([2058, 1500], device="cuda")[:, None]
-    with torch.no_grad():
-        expected = module.double()(x.double(), mask)
+def test_cudnn_position_conv_matches_upstream_on_gpu_with_cudnn_switched_off():
+    """The fallback calls cuDNN directly: it runs on cuDNN while cuDNN is switched off process-wide (as another
+    thread's text embedding or Vocos switches it), and switches nothing itself."""
+
+    def run(module, x, mask):
         with cudnn_off():
-            out = channels_last_position_conv(copy.deepcopy(module).half(), x.half(), mask)
+            out = channels_last_position_conv(module, x, mask)
             assert not torch.backends.cudnn.enabled
-    assert relative_error(out, expected) < 5e-3
-    assert not out[~mask].any()
+        return out
+
+    check_full_shape_on_gpu(run)
 
 
 if __name__ == "__main__":

@@ -60,16 +60,13 @@ def gated() -> GatedEngine:
     return GatedEngine(hold=True)
 
 
-def start_service(engine: GatedEngine | None, queue_size: int = 2, engine_error: str = ""):
-    recorder = Recorder()
-    speech = SpeechService(
-        engine,
-        queue_size=queue_size,
-        on_event=recorder.on_event,
-        on_chunk=recorder.on_chunk,
-        on_speaking=recorder.on_speaking,
-        engine_error=engine_error,
-    )
+def start_service(
+    engine: GatedEngine | None, queue_size: int = 2, engine_error: str = "", recorder: Recorder | None = None, **hooks
+):
+    """A service reporting to a recorder; ``hooks`` replace its callbacks or add a ``player``."""
+    recorder = recorder or Recorder()
+    callbacks = {"on_event": recorder.on_event, "on_chunk": recorder.on_chunk, "on_speaking": recorder.on_speaking}
+    speech = SpeechService(engine, queue_size=queue_size, engine_error=engine_error, **{**callbacks, **hooks})
     return speech, recorder
 
 
@@ -235,10 +232,7 @@ def test_a_stop_just_before_a_chunk_plays_silences_it(gated):
     recorder = Recorder()
     holder: dict = {}
     player = StopBeforePlay(lambda: holder["speech"].stop())
-    speech = SpeechService(
-        gated, queue_size=2, on_event=recorder.on_event, on_chunk=recorder.on_chunk,
-        on_speaking=recorder.on_speaking, player=player,
-    )  # fmt: skip
+    speech, _ = start_service(gated, recorder=recorder, player=player)
     holder["speech"] = speech
     try:
         request = utterance("One. Two.")
@@ -272,9 +266,7 @@ def test_queued_is_always_announced_before_started(gated):
             time.sleep(0.2)  # time for a ``started`` to overtake us, if it could
         recorder.on_event(name, payload)
 
-    speech = SpeechService(
-        gated, queue_size=2, on_event=on_event, on_chunk=recorder.on_chunk, on_speaking=recorder.on_speaking
-    )
+    speech, _ = start_service(gated, recorder=recorder, on_event=on_event)
     holder["speech"] = speech
     try:
         request = utterance("One.")
@@ -307,10 +299,7 @@ def test_a_stop_or_interrupt_during_a_chunks_publish_keeps_it_from_playing(gated
         if request.id == holder["first"].id and len(recorder.chunks) == 1:
             holder["speech"].stop() if how == "stop" else holder["speech"].submit(urgent, interrupt=True)
 
-    speech = SpeechService(
-        gated, queue_size=2, on_event=recorder.on_event, on_chunk=on_chunk, on_speaking=recorder.on_speaking,
-        player=player,
-    )  # fmt: skip
+    speech, _ = start_service(gated, recorder=recorder, on_chunk=on_chunk, player=player)
     holder["speech"], holder["first"] = speech, utterance("One. Two.")
     try:
         speech.submit(holder["first"])
