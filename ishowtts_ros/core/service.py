@@ -258,7 +258,8 @@ class SpeechService:
             "event": name,
             "id": utterance.id,
             "voice": utterance.voice,
-            "nfe": utterance.options.get("nfe_step"),
+            "nfe": utterance.options.get("nfe_step"),  # kept for existing listeners; ``options`` has every option
+            "options": dict(utterance.options),
             "text": utterance.preview(),
             "source": utterance.source,
             **extra,

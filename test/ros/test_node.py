@@ -40,6 +40,7 @@ def test_text_in_ordered_chunks_events_rtf_speaking_and_diagnostics(tiny):
     assert first_audio["received_at"] <= finished["received_at"]
     assert finished["audio_seconds"] == pytest.approx(sum(len(c.samples) for c in chunks) / 24000, abs=1e-3)
     assert finished["rtf"] > 0 and finished["voice"] == "nature" and finished["nfe"] == 4
+    assert finished["options"]["nfe_step"] == 4 and finished["options"]["seed"] == 3  # every option of the request
     client.wait_for(lambda: client.rtf, 5, "rtf")
     assert client.rtf[-1] == pytest.approx(finished["rtf"], rel=1e-3)
     client.wait_for(lambda: client.speaking and client.speaking[-1] is False and True in client.speaking, 5, "speaking")
