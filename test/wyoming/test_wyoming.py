@@ -597,3 +597,41 @@ def test_the_server_speaks_numbers_as_words(espeak_server):
         run(exchange(espeak_server, [Synthesize(text="Battery at twelve percent, one point five meters to go.")]))
     )[0]
     assert np.array_equal(written, spoken)
+
+
+def test_a_tiny_streamed_sentence_waits_for_the_next_one(tmp_path):
+    """An LLM's "OK." alone would be stretched by an engine that slows short texts (F5 under 10 bytes): the server
+    holds it back and speaks it with the sentence after it."""
+    from support.engines import GatedEngine
+
+    from ishowtts_ros.wyoming.server import serve_in_thread
+
+    class Recording(GatedEngine):
+        min_chunk_bytes = 10
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.texts: list[str] = []
+
+        def spoken_text(self, text, voice=None, normalize=True):
+            self.texts.append(text)
+            return super().spoken_text(text, voice, normalize)
+
+    engine = Recording()
+    port = free_port()
+    serve_in_thread(engine, f"tcp://127.0.0.1:{port}", dict)
+    parts = ["OK. ", "The door is open. ", "Bye."]
+    events = run(
+        exchange(
+            port,
+            [
+                SynthesizeStart(),
+                *(SynthesizeChunk(text=p) for p in parts),
+                Synthesize(text="".join(parts)),
+                SynthesizeStop(),
+            ],
+            until=("synthesize-stopped",),
+        )
+    )
+    assert events[-1].type == "synthesize-stopped"
+    assert engine.texts == ["OK. The door is open.", "Bye."]
