@@ -35,7 +35,7 @@ def _say(args: argparse.Namespace) -> int:
         with console.status("warming up..."):
             engine.warmup()
     normalize = not args.no_normalize
-    console.log(f"speaking: {engine.spoken_text(args.text, args.voice, normalize)}")
+    console.log(f"speaking: {engine.prepare(args.text, args.voice, options, normalize=normalize).spoken}")
     with console.status("synthesizing...") as status:
         result = engine.synthesize_all(
             args.text,

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -51,6 +51,23 @@ class AudioChunk:
     def pcm16(self) -> np.ndarray:
         """The chunk as signed 16-bit PCM (clipped), the wire format of the ROS topic and Wyoming."""
         return (np.clip(self.samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+
+
+class TextLimit(NamedTuple):
+    """The longest text a front door accepts, and the setting that says so (named in the refusal)."""
+
+    chars: int
+    setting: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A request checked and ready to stream (:meth:`Engine.prepare`)."""
+
+    text: str  # as it was sent
+    spoken: str  # exactly what is said: cleaned, numbers and symbols written out
+    voice: Voice
+    options: dict[str, Any]  # every option of the engine, resolved
 
 
 @dataclass
@@ -148,6 +165,25 @@ class Engine(ABC):
         self.registry = registry
         self._voices_changed()
 
+    def prepare(
+        self,
+        text: str,
+        voice: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        *,
+        normalize: bool = True,
+        text_limit: TextLimit | None = None,
+    ) -> Plan:
+        """The one check of a request, made by every front door (the node for topic text and goals, the Wyoming
+        server, the CLI) before anything is queued, and again by :meth:`synthesize`: length, voice, options, and
+        that something speakable is left. A bad request raises :class:`EngineError` with the same reason whichever
+        door it came through."""
+        if text_limit is not None and len(text) > text_limit.chars:
+            raise EngineError(f"text is {len(text)} characters; {text_limit.setting} is {text_limit.chars}")
+        resolved_voice = self.registry.get(voice)
+        resolved = self.resolve_options(options)
+        return Plan(text, self.spoken_text(text, resolved_voice, normalize), resolved_voice, resolved)
+
     def spoken_text(self, text: str, voice: Voice | str | None = None, normalize: bool = True) -> str:
         """Exactly the text this engine speaks for ``text`` in ``voice``: control characters and extra whitespace
         dropped, then (``normalize``) numbers, units, times and symbols written out in the voice's language
@@ -196,10 +232,9 @@ class Engine(ABC):
         being yielded (text length does not bound audio: an emoji is four bytes and a long spoken name).
         """
         start = time.perf_counter()
-        resolved_voice = self.registry.get(voice)
-        clean = self.spoken_text(text, resolved_voice, normalize)
-        resolved = self.resolve_options(options)
-        pieces = self.split(clean, resolved_voice)
+        plan = self.prepare(text, voice, options, normalize=normalize)
+        resolved_voice, resolved = plan.voice, plan.options
+        pieces = self.split(plan.spoken, resolved_voice)
         utterance_id = utterance_id or uuid.uuid4().hex[:12]
         fader = StreamingCrossfader(int(self.crossfade_seconds * self.sample_rate))
         last_mark = start

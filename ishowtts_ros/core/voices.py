@@ -145,7 +145,7 @@ class VoiceRegistry:
             return self._voices[key]
         except KeyError:
             raise VoiceError(
-                f"unknown voice {key!r} (voices file {self.source}); available: {', '.join(self._voices)}"
+                f"unknown voice {key!r}; available: {', '.join(self._voices)} (voices file {self.source})"
             ) from None
 
     def find_by_language(self, language: str) -> Voice | None:

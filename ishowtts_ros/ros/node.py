@@ -33,7 +33,7 @@ from rclpy.utilities import try_shutdown
 from std_msgs.msg import Bool, Float32, String
 from std_srvs.srv import Trigger
 
-from ishowtts_ros.core.engine import AudioChunk, Engine, EngineConfig
+from ishowtts_ros.core.engine import AudioChunk, Engine, EngineConfig, TextLimit
 from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.core.playback import AudioPlayer
 from ishowtts_ros.core.service import SpeechService, Utterance
@@ -273,18 +273,15 @@ class TtsNode(Node):
             utterance.id = utterance_id
         if self.name_claim.older is not None:
             return utterance, self.duplicate
-        limit = self.get_parameter("max_text_length").value
-        if len(text) > limit:
-            return utterance, f"text is {len(text)} characters; max_text_length is {limit}"
-        if not normalize_text(text):
-            return utterance, EMPTY_TEXT
-        if voice and self.engine is not None and voice not in self.engine.registry:
-            return utterance, f"unknown voice {voice!r}; available: {', '.join(self.engine.registry.names())}"
-        for name, value in (overrides or {}).items():
-            try:
-                utterance.options[name] = F5_OPTIONS[name].validate(value)
-            except EngineError as exc:
-                return utterance, str(exc)
+        limit = TextLimit(self.get_parameter("max_text_length").value, "max_text_length")
+        try:
+            if self.engine is not None:  # the engine's own check, as the Wyoming server and the CLI make it
+                options = self.engine.supported_subset(utterance.options)
+                self.engine.prepare(text, utterance.voice, options, normalize=utterance.normalize, text_limit=limit)
+            else:  # still loading: what can be checked without it (the engine checks the rest when it speaks)
+                _check_while_loading(text, overrides or {}, limit)
+        except EngineError as exc:
+            return utterance, str(exc)
         return utterance, ""
 
     def _goal_request(self, goal: Any, utterance_id: str) -> tuple[Utterance, str]:
@@ -429,6 +426,17 @@ class TtsNode(Node):
         self.speaking_pub.publish(Bool(data=False))
         if self.engine is not None:
             self.engine.close()
+
+
+def _check_while_loading(text: str, overrides: dict[str, Any], limit: TextLimit) -> None:
+    """The checks of :meth:`Engine.prepare` that need no engine, with its messages: length, something left to say,
+    the options' ranges."""
+    if len(text) > limit.chars:
+        raise EngineError(f"text is {len(text)} characters; {limit.setting} is {limit.chars}")
+    if not normalize_text(text):
+        raise EngineError(EMPTY_TEXT)
+    for name, value in overrides.items():
+        F5_OPTIONS[name].validate(value)
 
 
 def main(args: list[str] | None = None) -> NoReturn:

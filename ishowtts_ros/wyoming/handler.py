@@ -205,6 +205,7 @@ class TtsEventHandler(AsyncEventHandler):
             text = cut_at_sentence(text, self.limits.max_text_chars)
             LOG.warning("a %d-character text was cut to %d characters at a sentence end (--max-text %d)",
                         len(request.text), len(text), self.limits.max_text_chars)  # fmt: skip
+        self.engine.prepare(text, voice, self.options(), normalize=self.limits.normalize)  # refused as everywhere
         await self._speak(text, voice, self.limits.max_audio_seconds)
         await self._end_audio()
 

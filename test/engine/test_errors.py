@@ -26,7 +26,7 @@ def test_unknown_engine_lists_the_available_ones():
 
 
 def test_unknown_voice_names_voice_and_file(tiny_engine):
-    with pytest.raises(VoiceError, match=r"unknown voice 'robbie'.*voices\.yaml.*available: nature"):
+    with pytest.raises(VoiceError, match=r"unknown voice 'robbie'; available: nature.*voices\.yaml"):
         tiny_engine.synthesize_all("Hello.", voice="robbie")
 
 
