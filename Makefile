@@ -25,6 +25,7 @@ test: static interfaces colcon-install launch-deps
 humble-api: interfaces
 	PYTHONPATH=test/support/humble_api $(PY) -m pytest -q -p no:cacheprovider test/ros/test_node.py \
 		test/ros/test_say_action.py test/ros/test_say_windows.py test/ros/test_reliability.py test/ros/test_player.py \
+		test/ros/test_plugin_parameters.py \
 		$(PYTEST_ARGS)
 
 # ishowtts_interfaces (the Say action, the AudioChunk message) built into the venv, as colcon would into a ROS

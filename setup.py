@@ -46,8 +46,8 @@ setup(
             "tts_player = ishowtts_ros.ros.player_node:main",
         ],
         "ishowtts_ros.engines": [
-            "f5 = ishowtts_ros.engines.f5.engine:F5Engine",
-            "espeak = ishowtts_ros.engines.espeak:EspeakEngine",
+            "f5 = ishowtts_ros.engines.f5:PLUGIN",
+            "espeak = ishowtts_ros.engines.espeak:PLUGIN",
         ],
     },
 )

@@ -17,7 +17,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from ishowtts_ros.core.errors import EngineError
-from ishowtts_ros.engines.arguments import add_engine_arguments, engine_config
+from ishowtts_ros.engines.arguments import add_engine_arguments, add_option_arguments, chosen_options, engine_config
 from ishowtts_ros.engines.registry import available_engines, create_engine
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
@@ -30,7 +30,7 @@ def _say(args: argparse.Namespace) -> int:
         engine = create_engine(args.engine, engine_config(args))
         load_seconds = time.perf_counter() - started
     console.log(f"engine {engine.name} ready in {load_seconds:.1f} s ({engine.describe()})")
-    options = engine.supported_subset({"nfe_step": args.nfe, "seed": args.seed, "speed": args.speed})
+    options = chosen_options(args, engine)
     if args.warmup:
         with console.status("warming up..."):
             engine.warmup()
@@ -117,9 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
     say = commands.add_parser("say", help="synthesize text to a WAV file")
     say.add_argument("text")
     say.add_argument("--voice", default=None, help="voice name from the voices file (default: its default voice)")
-    say.add_argument("--nfe", type=int, default=None, help="flow steps, 2-64 (f5 only)")
-    say.add_argument("--seed", type=int, default=None, help="noise seed for repeatable output (f5 only)")
-    say.add_argument("--speed", type=float, default=None, help="speaking rate, 0.3-3.0")
     say.add_argument("--out", type=Path, default=Path("ishowtts.wav"), help="output WAV (default ishowtts.wav)")
     say.add_argument("--play", action="store_true", help="also play it on the default audio device")
     say.add_argument("--warmup", action="store_true", help="warm up first, so the timing shows steady state")
@@ -127,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-normalize", action="store_true", help="speak the text as written (no numbers, units or symbols as words)"
     )
     add_engine_arguments(say)
+    add_option_arguments(say)
     say.set_defaults(handler=_say)
 
     normalize = commands.add_parser("normalize", help="print the text exactly as it will be spoken")

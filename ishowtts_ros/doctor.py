@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ishowtts_ros.core.engine import EngineConfig
+from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.engines.arguments import add_engine_arguments, engine_config
 from ishowtts_ros.engines.espeak import find_espeak
 
@@ -146,20 +147,17 @@ def wyoming_finding() -> Finding:
 
 def engine_finding(name: str, config: EngineConfig) -> Finding:
     """Which engine ``name`` resolves to here and whether it can run: the finding that sets the exit code."""
-    from ishowtts_ros.engines.f5.checkpoint import f5_unavailable_reason
-    from ishowtts_ros.engines.registry import available_engines, resolve_auto
+    from ishowtts_ros.engines.registry import choose_engine
 
-    chosen, why_not_f5 = resolve_auto(config) if name == "auto" else (name, None)
-    if chosen not in available_engines():
-        return Finding("engine", "fail", f"{name}: no engine named {chosen!r}")
-    if chosen == "espeak":
-        problem = None if find_espeak() else "espeak-ng is not installed"
-    else:
-        problem = f5_unavailable_reason(config.checkpoint, config.vocoder) if chosen == "f5" else None
+    try:
+        plugin, passed_over = choose_engine(name, config)
+    except EngineError as exc:
+        return Finding("engine", "fail", f"{name}: {exc}")
+    problem = plugin.available(config)
     if problem:
-        return Finding("engine", "fail", f"{name} -> {chosen} cannot run: {problem}")
-    because = f" (F5 not ready: {why_not_f5})" if why_not_f5 else ""
-    return Finding("engine", "ok", f"{name} -> {chosen}{because}")
+        return Finding("engine", "fail", f"{name} -> {plugin.name} cannot run: {problem}")
+    because = f" ({passed_over})" if passed_over else ""
+    return Finding("engine", "ok", f"{name} -> {plugin.name}{because}")
 
 
 def diagnose(name: str, config: EngineConfig, probe_compile: bool = True) -> list[Finding]:

@@ -7,7 +7,8 @@ background compile runs, ``wait_compiled()``, then each transition: the end of t
 ``cfg_strength`` 0 (request, 1.5 s idle, request), a long text at ``speed`` 0.5 after 1.5 s idle, a 60 s paragraph,
 and a shape no plan covers (guidance off at ``speed`` 0.3); for each, the first and second request and the steady
 median, time to first audio and total. Then GPU memory before and after sweeping ``sway_sampling_coef`` over all
-201 values rqt's slider has at NFE 64, and how long ``close()`` takes while a shape is being compiled.
+201 values rqt's slider has at NFE 64, GPU memory (allocated and peak) at each stage, and how long ``close()`` of a
+fresh engine takes while its first background round compiles.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from ishowtts_ros.engines.f5.options import F5Config
 
 SHORT = "Turning left now."
 IDLE_SECONDS = 1.5  # longer than the worker's idle delay: idle work (captures) runs in between
+COMPILE_SECONDS = 3.0  # after warm-up: the first background round is tracing and compiling by then
 
 
 def request(engine: F5Engine, text: str, voice: str | None = None, **options: Any) -> dict[str, float]:
@@ -74,31 +77,51 @@ def sway_sweep(engine: F5Engine) -> dict[str, float]:
     return {"before_mib": before / 2**20, "after_mib": after / 2**20, "added_mib": (after - before) / 2**20}
 
 
-def close_while_compiling(engine: F5Engine) -> dict[str, Any]:
-    """A shape no plan covers starts a new background round; ``close()`` is timed while it compiles."""
-    request(engine, TEXTS["long"], cfg_strength=0.0, speed=0.3)
-    deadline = time.monotonic() + 60
-    while engine.lifecycle.wait_compiled(timeout=0) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    compiling = not engine.lifecycle.wait_compiled(timeout=0)
-    time.sleep(0.2)  # into the compile
+def close_while_compiling() -> dict[str, Any]:
+    """``close()`` of a fresh engine while its first background round compiles (the state a robot is in during its
+    first minute): timed, with whether the compile thread was still inside the compile when ``close()`` returned."""
+    engine = F5Engine(F5Config(device="cuda", precision="fp16", checkpoint="random:F5TTS_v1_Base"), models=random())
+    engine.warmup()
+    request(engine, SHORT)
+    time.sleep(COMPILE_SECONDS)  # into Dynamo and Inductor
+    compiling = not engine.wait_compiled(timeout=0)
+    progress = engine.describe()["compile_progress"]
     started = time.perf_counter()
     engine.close()
-    return {"compiling_when_closed": compiling, "close_s": time.perf_counter() - started}
+    closed = time.perf_counter() - started
+    alive = any(thread.name == "f5-compile" and thread.is_alive() for thread in threading.enumerate())
+    return {"compiling_when_closed": compiling, "progress_when_closed": progress, "close_s": closed,
+            "compile_thread_left_running": alive}  # fmt: skip
+
+
+def random() -> Any:
+    """A fresh random model and vocoder (an engine rewrites the modules it is given: one pair per engine)."""
+    return load_models("random:F5TTS_v1_Base", "random")
+
+
+def memory(stage: str, report: dict[str, Any]) -> None:
+    """GPU memory allocated now and at its peak so far, in GiB, under ``report["memory"][stage]``."""
+    torch.cuda.synchronize()
+    report.setdefault("memory", {})[stage] = {
+        "allocated_gib": torch.cuda.memory_allocated() / 2**30,
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+    }
 
 
 def run(reps: int, save: Any = lambda report: None) -> dict[str, Any]:
-    models = load_models("random:F5TTS_v1_Base", "random")
+    models = random()
     torch.cuda.reset_peak_memory_stats()
     engine = F5Engine(F5Config(device="cuda", precision="fp16", checkpoint="random:F5TTS_v1_Base"), models=models)
     started = time.perf_counter()
     engine.warmup()
     report: dict[str, Any] = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
     report["ready_s"] = time.perf_counter() - started
+    memory("ready", report)
     report["while_compiling"] = [request(engine, TEXTS["medium"]) for _ in range(3)]
     report["while_compiling_progress"] = engine.describe()["compile_progress"]
     engine.wait_compiled()
     report["compiled_s"] = time.perf_counter() - started
+    memory("compiled", report)
     other = next(name for name in engine.registry.names() if name != engine.registry.default)
     cases: dict[str, dict[str, Any]] = {}
     report["transitions"] = cases
@@ -125,9 +148,14 @@ def run(reps: int, save: Any = lambda report: None) -> dict[str, Any]:
     }
     report["sway_sweep_nfe64"] = sway_sweep(engine)
     save(report)
+    memory("transitions_and_sweep", report)
     report["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
     report["describe"] = engine.describe()
-    report["close"] = close_while_compiling(engine)
+    engine.close()
+    del engine
+    save(report)
+    del models
+    report["close_while_compiling"] = close_while_compiling()
     return report
 
 

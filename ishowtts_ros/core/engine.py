@@ -115,11 +115,18 @@ class Engine(ABC):
     min_chunk_bytes: ClassVar[int] = 0
     serialize_requests: ClassVar[bool] = True
     uses_reference_audio: ClassVar[bool] = False  # clones voices from their clips (so a voice needs a readable one)
+    #: Whose speech this is and where it comes from (Home Assistant shows it): (name, URL).
+    credit: ClassVar[tuple[str, str]] = ("", "")
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self.registry = VoiceRegistry.load(self.config.voices_file)
         self._lock = threading.Lock() if self.serialize_requests else contextlib.nullcontext()
+
+    @classmethod
+    def available(cls, config: EngineConfig) -> str | None:
+        """None when this engine can run with ``config``, else why not; cheap (``auto`` asks every engine)."""
+        return None
 
     @property
     @abstractmethod
@@ -280,9 +287,9 @@ class Engine(ABC):
     def _serialized(
         self, pieces: Sequence[str], voice: Voice, options: Mapping[str, Any], cancel: threading.Event | None
     ) -> Generator[np.ndarray, None, None]:
-        """:meth:`_render`'s waves, each rendered under the engine lock, which is never held while a caller holds a
+        """:meth:`render`'s waves, each rendered under the engine lock, which is never held while a caller holds a
         chunk: a consumer that stops, hangs up or never resumes cannot leave the engine locked."""
-        waves = self._render(pieces, voice, options, cancel)
+        waves = self.render(pieces, voice, options, cancel)
         try:
             while True:
                 with self._lock:
@@ -334,7 +341,7 @@ class Engine(ABC):
         )
 
     @abstractmethod
-    def _render(
+    def render(
         self,
         pieces: Sequence[str],
         voice: Voice,

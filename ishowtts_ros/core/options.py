@@ -21,6 +21,20 @@ class OptionSpec:
     minimum: float | None = None
     maximum: float | None = None
     description: str = ""
+    #: Shorter command-line flags kept for this option (``--nfe`` for ``nfe_step``).
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def flags(self) -> list[str]:
+        """The command-line flags of this option: ``--nfe-step`` for ``nfe_step``, then the aliases."""
+        return [f"--{name.replace('_', '-')}" for name in (self.name, *self.aliases)]
+
+    @property
+    def range_text(self) -> str:
+        """``2 to 64``, or ``''`` when unbounded."""
+        if self.minimum is None or self.maximum is None:
+            return ""
+        return f"{self.minimum:g} to {self.maximum:g}"
 
     def validate(self, value: Any) -> Any:
         """Return ``value`` coerced to the option's type, or raise :class:`EngineError` saying why it is refused."""

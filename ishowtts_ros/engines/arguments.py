@@ -1,14 +1,20 @@
-"""Engine settings as command-line arguments: one path from flags to an :class:`EngineConfig` for every command
-that builds an engine (``ishowtts say``, ``wyoming``, ``bench``)."""
+"""Engine settings and synthesis options as command-line arguments: one path from flags to an
+:class:`EngineConfig` and an options dict for every command that builds an engine (``ishowtts say``, ``wyoming``,
+``bench``). The option flags come from the installed engines' specs, so a plugin's own option gets its flag."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+from typing import Any
 
-from ishowtts_ros.core.engine import EngineConfig
+from ishowtts_ros.core.engine import Engine, EngineConfig
+from ishowtts_ros.engines.registry import all_options
 
+LOG = logging.getLogger(__name__)
 CHECKPOINT_HELP = "F5 checkpoint: local .safetensors/.pt, 'hub' (default) or random:<arch>"
+OPTION_PREFIX = "option_"  # argparse destinations of the option flags, apart from the commands' own arguments
 
 
 def add_engine_arguments(
@@ -36,3 +42,37 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
         vocoder=args.vocoder,
         compile=False if args.no_compile else None,
     )
+
+
+def add_option_arguments(parser: argparse.ArgumentParser, purpose: str = "") -> None:
+    """A flag for each synthesis option of the installed engines (``--nfe-step``/``--nfe``, ``--speed``, a
+    plugin's own), with its range; unset flags leave the engine's default."""
+    group = parser.add_argument_group("synthesis options" + (f" ({purpose})" if purpose else ""))
+    for name, (spec, engines) in all_options().items():
+        text = ", ".join(part for part in (spec.range_text, "engines: " + ", ".join(engines)) if part)
+        try:
+            group.add_argument(
+                *spec.flags,
+                dest=OPTION_PREFIX + name,
+                type=spec.kind if spec.kind in (int, float, str) else str,
+                default=None,
+                metavar=spec.kind.__name__.upper(),
+                help=f"{spec.description} ({text})",
+            )
+        except argparse.ArgumentError as exc:  # a plugin's option named like one of the command's own flags
+            LOG.warning("option %s of %s has no flag here: %s", name, ", ".join(engines), exc)
+
+
+def chosen_options(args: argparse.Namespace, engine: Engine) -> dict[str, Any]:
+    """The options set on the command line that ``engine`` takes; one it does not take is named in a warning and
+    left out (``--engine auto`` may have fallen back to an engine with fewer options)."""
+    chosen: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if not key.startswith(OPTION_PREFIX) or value is None:
+            continue
+        name = key[len(OPTION_PREFIX) :]
+        if name in engine.supported_options:
+            chosen[name] = value
+        else:
+            LOG.warning("engine %s has no option %s: --%s is ignored", engine.name, name, name.replace("_", "-"))
+    return chosen

@@ -17,6 +17,7 @@ import numpy as np
 from ishowtts_ros.core.engine import Engine, EngineConfig
 from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.core.options import OptionSpec
+from ishowtts_ros.core.plugin import EnginePlugin
 from ishowtts_ros.core.voices import Voice
 
 BASE_WORDS_PER_MINUTE = 175
@@ -35,6 +36,11 @@ class EspeakEngine(Engine):
 
     name = "espeak"
     supported_options = ESPEAK_OPTIONS
+    credit = ("eSpeak NG", "https://github.com/espeak-ng/espeak-ng")
+
+    @classmethod
+    def available(cls, config: EngineConfig) -> str | None:
+        return None if find_espeak() else f"espeak-ng is not installed; {INSTALL_HINT}"
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         super().__init__(config)
@@ -58,7 +64,7 @@ class EspeakEngine(Engine):
         primary = voice.language.lower().replace("_", "-").split("-")[0]
         return LANGUAGE_VOICES.get(primary, voice.language)
 
-    def _render(
+    def render(
         self,
         pieces: Sequence[str],
         voice: Voice,
@@ -98,3 +104,13 @@ def parse_wav_stream(data: bytes) -> tuple[int, np.ndarray]:
             return rate, np.frombuffer(body[: len(body) // 2 * 2], dtype="<i2")
         offset += 8 + size
     raise EngineError("espeak-ng WAV output has no data chunk")
+
+
+PLUGIN = EnginePlugin(
+    name="espeak",
+    engine_class="ishowtts_ros.engines.espeak:EspeakEngine",
+    options=ESPEAK_OPTIONS,
+    summary="espeak-ng formant speech: no GPU, no weights (the fallback)",
+    unavailable=EspeakEngine.available,
+    auto_rank=0,
+)

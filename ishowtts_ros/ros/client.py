@@ -23,8 +23,8 @@ from action_msgs.msg import GoalStatus
 from diagnostic_msgs.msg import DiagnosticArray
 from ishowtts_interfaces.action import Say
 from ishowtts_interfaces.msg import AudioChunk as AudioChunkMsg
-from rcl_interfaces.msg import SetParametersResult
-from rcl_interfaces.srv import GetParameters, SetParameters
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.srv import DescribeParameters, GetParameters, SetParameters
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
@@ -116,6 +116,9 @@ class TtsClient:
         # Plain parameter service clients: rclpy.parameter_client exists only from Iron on.
         self._get_parameters: Any = self.node.create_client(GetParameters, f"{self.target}/get_parameters")
         self._set_parameters: Any = self.node.create_client(SetParameters, f"{self.target}/set_parameters")
+        self._describe_parameters: Any = self.node.create_client(
+            DescribeParameters, f"{self.target}/describe_parameters"
+        )
         self._say_client: Any = ActionClient(self.node, Say, "tts/say")
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self.node)
@@ -273,6 +276,12 @@ class TtsClient:
             name: Parameter.from_parameter_msg(_named(name, v)).value
             for name, v in zip(names, reply.values, strict=True)
         }
+
+    def describe_parameters(self, *names: str, timeout: float = 10.0) -> dict[str, ParameterDescriptor]:
+        """The descriptors rqt_reconfigure reads (ranges, read-only, description); empty when one of ``names`` is
+        not declared (the node answers with no descriptors then)."""
+        reply = self._call(self._describe_parameters, DescribeParameters.Request(names=list(names)), timeout)
+        return dict(zip(names, reply.descriptors, strict=True)) if len(reply.descriptors) == len(names) else {}
 
     def _call(self, client: Any, request: Any, timeout: float) -> Any:
         if not client.wait_for_service(timeout_sec=timeout):

@@ -75,10 +75,10 @@ def explain_engine_choice(checkpoint: str) -> None:
     import importlib.util
 
     from ishowtts_ros.core.engine import EngineConfig
-    from ishowtts_ros.engines.registry import resolve_auto
+    from ishowtts_ros.engines.registry import choose_engine
 
-    name, reason = resolve_auto(EngineConfig(checkpoint=checkpoint))
-    if name == "f5":
+    plugin, reason = choose_engine("auto", EngineConfig(checkpoint=checkpoint))
+    if plugin.name == "f5":
         return
     cuda = importlib.util.find_spec("torch") is not None and _cuda_available()
     wanted = os.environ.get("DEMO_DOWNLOAD") == "1"
@@ -89,8 +89,8 @@ def explain_engine_choice(checkpoint: str) -> None:
 
         if subprocess.run([sys.executable, "-m", "ishowtts_ros.cli", "download"], check=False).returncode == 0:
             return
-    print(f"speaking with espeak, not F5: {reason}. For F5 voice cloning: ishowtts download, then make demo "
-          "(ishowtts doctor says what else this machine has)")  # fmt: skip
+    print(f"speaking with {plugin.name}: {reason}; then make demo again (ishowtts doctor says what else this "
+          "machine has)")  # fmt: skip
 
 
 def _cuda_available() -> bool:

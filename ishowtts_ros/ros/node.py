@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import rclpy
@@ -25,7 +26,7 @@ from ishowtts_interfaces.msg import AudioChunk as AudioChunkMsg
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException, InvalidTopicNameException
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
@@ -35,17 +36,20 @@ from std_srvs.srv import Trigger
 
 from ishowtts_ros.core.engine import AudioChunk, Engine, EngineConfig, TextLimit
 from ishowtts_ros.core.errors import EngineError
+from ishowtts_ros.core.options import OptionSpec
 from ishowtts_ros.core.playback import AudioPlayer
+from ishowtts_ros.core.plugin import EnginePlugin
 from ishowtts_ros.core.service import SpeechService, Utterance
 from ishowtts_ros.core.text import EMPTY_TEXT, normalize_text
-from ishowtts_ros.engines.f5.options import F5_OPTIONS
-from ishowtts_ros.engines.registry import create_engine
+from ishowtts_ros.engines.registry import choose_engine
 from ishowtts_ros.ros.audio_msg import AUDIO_QOS, EVENTS_QOS, SPEAKING_QOS, TEXT_QOS, encode_chunk
 from ishowtts_ros.ros.ownership import NameClaim
-from ishowtts_ros.ros.parameters import all_parameters
+from ishowtts_ros.ros.parameters import live_parameters, startup_parameters
 from ishowtts_ros.ros.say_action import SayActionServer
 
 NODE_NAME = "ishowtts"
+#: How often the executor's wait returns, so a signal is seen that soon (rcl_wait does not return for one).
+SIGNAL_CHECK_SECONDS = 0.2
 
 
 class TtsNode(Node):
@@ -53,7 +57,13 @@ class TtsNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        for name, (default, desc) in all_parameters().items():
+        for name, (default, desc) in startup_parameters().items():
+            self._declare(name, default, desc)
+        #: The chosen engine's plugin (None: the name is unknown, said when loading fails) and its option specs,
+        #: read without importing the engine: its options are this node's live parameters from the start.
+        self.plugin, self.plugin_error = self._choose_engine()
+        self.options = dict(self.plugin.options) if self.plugin is not None else {}
+        for name, (default, desc) in live_parameters(self.options).items():
             self._declare(name, default, desc)
         # Humble has no post-set callback: values are validated and, when all pass, applied in this one callback.
         self.add_on_set_parameters_callback(self._set_parameters)
@@ -126,9 +136,30 @@ class TtsNode(Node):
                 self._text_subscriptions.append(subscription)
                 self.get_logger().info(f"also listening on {topic} (voice {voice or 'current'})")
 
+    def _config(self) -> EngineConfig:
+        return EngineConfig(
+            voices_file=self.get_parameter("voices_file").value or None,
+            device=self.get_parameter("device").value,
+            precision=self.get_parameter("precision").value,
+            checkpoint=self.get_parameter("checkpoint").value,
+            vocoder=self.get_parameter("vocoder").value,
+            compile=None if self.get_parameter("compile").value else False,
+        )
+
+    def _choose_engine(self) -> tuple[EnginePlugin | None, str]:
+        """The plugin of the ``engine`` parameter (``auto``: the best one available here), or why there is none."""
+        name = self.get_parameter("engine").value
+        try:
+            plugin, passed_over = choose_engine(name, self._config())
+        except EngineError as exc:
+            return None, str(exc)
+        if passed_over:
+            self.get_logger().warning(f"engine {name}: using {plugin.name} because {passed_over}")
+        return plugin, ""
+
     def _load_engine(self) -> None:
         """Build and warm up the engine, then serve; a node whose engine fails stays up and reports ERROR."""
-        name = self.get_parameter("engine").value
+        name = self.plugin.name if self.plugin is not None else self.get_parameter("engine").value
         self.get_logger().info(f"loading engine {name}...")
         try:
             engine = self._build_engine(name)
@@ -162,16 +193,9 @@ class TtsNode(Node):
         self.get_logger().info(f"Wyoming TTS server for Home Assistant on {uri} (sharing this node's engine)")
 
     def _build_engine(self, name: str) -> Engine:
-        compile_flag = self.get_parameter("compile").value
-        config = EngineConfig(
-            voices_file=self.get_parameter("voices_file").value or None,
-            device=self.get_parameter("device").value,
-            precision=self.get_parameter("precision").value,
-            checkpoint=self.get_parameter("checkpoint").value,
-            vocoder=self.get_parameter("vocoder").value,
-            compile=None if compile_flag else False,
-        )
-        engine = create_engine(name, config)
+        if self.plugin is None:
+            raise EngineError(self.plugin_error)
+        engine = self.plugin.load()(self._config())
         voice = self.get_parameter("voice").value
         if voice and voice not in engine.registry:
             default = engine.registry.default
@@ -200,7 +224,7 @@ class TtsNode(Node):
         return SetParametersResult(successful=True)
 
     def _refusal(self, parameter: Parameter) -> str:
-        spec = F5_OPTIONS.get(parameter.name)
+        spec = self.options.get(parameter.name)
         if spec is not None:
             try:
                 spec.validate(parameter.value)
@@ -231,7 +255,7 @@ class TtsNode(Node):
             self.get_logger().info(f"{parameter.name} = {parameter.value!r} (applies from the next utterance)")
 
     def current_options(self) -> dict[str, Any]:
-        values = {name: self.get_parameter(name).value for name in F5_OPTIONS}
+        values = {name: self.get_parameter(name).value for name in self.options}
         return self.engine.supported_subset(values) if self.engine is not None else values
 
     # --- text in ----------------------------------------------------------------------------------------------
@@ -279,7 +303,7 @@ class TtsNode(Node):
                 options = self.engine.supported_subset(utterance.options)
                 self.engine.prepare(text, utterance.voice, options, normalize=utterance.normalize, text_limit=limit)
             else:  # still loading: what can be checked without it (the engine checks the rest when it speaks)
-                _check_while_loading(text, overrides or {}, limit)
+                _check_while_loading(text, overrides or {}, limit, self.options)
         except EngineError as exc:
             return utterance, str(exc)
         return utterance, ""
@@ -330,7 +354,7 @@ class TtsNode(Node):
             "state": self.state,
             **describe,
             "voice": self.get_parameter("voice").value or (self.engine.registry.default if self.engine else ""),
-            "nfe_step": self.get_parameter("nfe_step").value,
+            **self.current_options(),
             **{key: f"{value:.4f}" if isinstance(value, float) else value for key, value in stats.items()},
             "texts_received": self.texts_received,
             "queue_depth": depth,
@@ -427,8 +451,19 @@ class TtsNode(Node):
         if self.engine is not None:
             self.engine.close()
 
+    def close(self, executor: Executor) -> None:
+        """:meth:`shutdown`, then stop ``executor`` and destroy the node, logging how long it took."""
+        started = time.monotonic()
+        self.get_logger().info("shutting down")
+        self.shutdown()
+        executor.shutdown(timeout_sec=0.5)
+        self.destroy_node()
+        self.get_logger().info(f"shut down in {time.monotonic() - started:.2f} s")
 
-def _check_while_loading(text: str, overrides: dict[str, Any], limit: TextLimit) -> None:
+
+def _check_while_loading(
+    text: str, overrides: dict[str, Any], limit: TextLimit, options: Mapping[str, OptionSpec]
+) -> None:
     """The checks of :meth:`Engine.prepare` that need no engine, with its messages: length, something left to say,
     the options' ranges."""
     if len(text) > limit.chars:
@@ -436,32 +471,33 @@ def _check_while_loading(text: str, overrides: dict[str, Any], limit: TextLimit)
     if not normalize_text(text):
         raise EngineError(EMPTY_TEXT)
     for name, value in overrides.items():
-        F5_OPTIONS[name].validate(value)
+        if name in options:  # a goal field the engine does not take is left out, as the engine leaves it
+            options[name].validate(value)
 
 
 def main(args: list[str] | None = None) -> NoReturn:
-    """Spin until SIGINT/SIGTERM, then cancel, publish ``speaking: false`` and exit cleanly.
-
-    The signals are handled here rather than by rclpy so the node can still publish while it shuts down."""
+    """Spin until Ctrl-C or SIGTERM (``ros2 launch`` sends them), then cancel, publish ``speaking: false`` and exit,
+    in the shape of ros2/demos. rclpy's own signal handler would shut ROS down before the node could publish that,
+    so both signals raise KeyboardInterrupt here instead, and a timer wakes the executor's wait to let it through."""
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop_requested = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop_requested.set())
-    node = TtsNode()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    while not stop_requested.is_set() and rclpy.ok():
-        executor.spin_once(timeout_sec=0.2)
-    started = time.monotonic()
-    node.get_logger().info("shutting down")
-    node.shutdown()
-    executor.shutdown(timeout_sec=0.5)
-    node.destroy_node()
-    node.get_logger().info(f"shut down in {time.monotonic() - started:.2f} s")
-    try_shutdown()
-    # ROS is shut down and `speaking: false` is out. A chunk still being synthesized (or an engine still loading)
-    # is abandoned: interpreter teardown would wait on torch's threads for seconds, so the process ends here.
+    node: TtsNode | None = None
+    try:
+        node = TtsNode()
+        node.create_timer(SIGNAL_CHECK_SECONDS, lambda: None)
+        rclpy.spin(node, executor)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the shutdown short
+            signal.signal(signum, signal.SIG_IGN)
+        if node is not None:
+            node.close(executor)
+        try_shutdown()
+    # ROS is shut down and `speaking: false` is out. A chunk still being synthesized, a shape being compiled or an
+    # engine still loading is abandoned: interpreter teardown would wait on torch's threads for seconds.
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

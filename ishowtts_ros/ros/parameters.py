@@ -1,13 +1,15 @@
 """The node's parameters: names, defaults, descriptions and ranges (so rqt_reconfigure shows sliders and rclpy
-refuses out-of-range values before the node sees them)."""
+refuses out-of-range values before the node sees them). The engine's options come from its plugin's specs, so
+another engine's own options become parameters with no change here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from ishowtts_ros.engines.f5.options import F5_OPTIONS
+from ishowtts_ros.core.options import OptionSpec
 
 Bounds = tuple[float, float] | None
 #: Step of every float parameter (rclpy enforces it; rqt's arrow keys move by it): divides each range below.
@@ -66,13 +68,18 @@ def descriptor(
     return desc
 
 
-def all_parameters() -> dict[str, tuple[Any, ParameterDescriptor]]:
-    """Every parameter the node declares: name -> (default, descriptor)."""
-    declared = {
+def startup_parameters() -> dict[str, tuple[Any, ParameterDescriptor]]:
+    """The read-only parameters, declared first: they choose the engine whose options come next."""
+    return {
         name: (default, descriptor(name, default, text, bounds, read_only=True))
         for name, (default, text, bounds) in STARTUP_PARAMETERS.items()
     }
-    for name, spec in F5_OPTIONS.items():
+
+
+def live_parameters(options: Mapping[str, OptionSpec]) -> dict[str, tuple[Any, ParameterDescriptor]]:
+    """The parameters rqt may change: the engine's ``options`` (from its plugin's specs) and the node's own."""
+    declared = {}
+    for name, spec in options.items():
         bounds = (spec.minimum, spec.maximum) if spec.minimum is not None and spec.maximum is not None else None
         declared[name] = (spec.default, descriptor(name, spec.default, spec.description, bounds))
     for name, (default, text, bounds) in LIVE_PARAMETERS.items():

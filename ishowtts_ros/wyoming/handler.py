@@ -55,23 +55,21 @@ LOG = logging.getLogger(__name__)
 FRAME_LOG = RateLimitedLog(LOG)
 WRITE_LOG = RateLimitedLog(LOG)
 CLIENT_CHECK_SECONDS = 0.2
-ATTRIBUTIONS = {
-    "f5": Attribution(name="ishowtts_ros (F5-TTS by SWivid)", url="https://github.com/SWivid/F5-TTS"),
-    "espeak": Attribution(name="ishowtts_ros (eSpeak NG)", url="https://github.com/espeak-ng/espeak-ng"),
-}
 SAMPLE_WIDTH, CHANNELS = 2, 1
 
 OptionsProvider = Callable[[], dict[str, Any]]
 
 
 def describe_engine(engine: Engine) -> Info:
-    """The voices as the running engine speaks them: F5 clones each reference clip; other engines (espeak) only
-    borrow the voice's name and language, so the clip's description would promise a voice they do not have."""
-    attribution = ATTRIBUTIONS.get(engine.name, Attribution(name=f"ishowtts_ros ({engine.name})", url=""))
+    """The voices as the running engine speaks them: an engine that clones (F5) speaks each reference clip; others
+    (espeak) only borrow the voice's name and language, so the clip's description would promise a voice they lack."""
+    credit, url = engine.credit
+    attribution = Attribution(name=f"ishowtts_ros ({credit or engine.name})", url=url)
+    cloned = engine.uses_reference_audio
     voices = [
         TtsVoice(
             name=voice.name,
-            description=(voice.description or voice.name) if engine.name == "f5" else f"{voice.name} ({engine.name})",
+            description=(voice.description or voice.name) if cloned else f"{voice.name} ({engine.name})",
             attribution=attribution,
             installed=True,
             version=None,

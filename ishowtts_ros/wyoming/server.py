@@ -23,7 +23,7 @@ from wyoming.event import async_write_event
 
 from ishowtts_ros.core.engine import Engine
 from ishowtts_ros.core.errors import EngineError
-from ishowtts_ros.engines.arguments import add_engine_arguments, engine_config
+from ishowtts_ros.engines.arguments import add_engine_arguments, add_option_arguments, chosen_options, engine_config
 from ishowtts_ros.engines.registry import create_engine
 from ishowtts_ros.wyoming.handler import OptionsProvider, TtsEventHandler
 from ishowtts_ros.wyoming.limits import Limits, RateLimitedLog
@@ -170,8 +170,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ishowtts wyoming", description=__doc__.splitlines()[0])
     parser.add_argument("--uri", default="tcp://127.0.0.1:10200", help="tcp://host:port or unix:///path")
     parser.add_argument("--zeroconf", nargs="?", const="", default=None, metavar="NAME", help="announce via mDNS")
-    parser.add_argument("--nfe", type=int, default=None, help="flow steps for every request (f5)")
-    parser.add_argument("--seed", type=int, default=None, help="fixed noise seed (repeatable audio)")
     parser.add_argument(
         "--max-text", type=int, default=Limits.max_text_chars,
         help="a one-shot text is spoken up to this many characters (cut at a sentence end); a stream's total is not "
@@ -201,11 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-warmup", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     add_engine_arguments(parser)
+    add_option_arguments(parser, "for every request")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         engine = create_engine(args.engine, engine_config(args))
-        options = engine.supported_subset({"nfe_step": args.nfe, "seed": args.seed})
+        options = chosen_options(args, engine)
         engine.resolve_options(options)
         if not args.no_warmup:
             engine.warmup()

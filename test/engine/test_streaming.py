@@ -26,7 +26,7 @@ def test_streamed_chunks_concatenate_to_the_joined_utterance(tiny_engine):
     pieces = tiny_engine.split(PARAGRAPH, voice)
     assert [c.text for c in chunks] == pieces
     resolved = tiny_engine.resolve_options(options)
-    waves = list(tiny_engine._render(pieces, voice, resolved, None))
+    waves = list(tiny_engine.render(pieces, voice, resolved, None))
     whole = crossfade_join(waves, int(tiny_engine.crossfade_seconds * tiny_engine.sample_rate))
     streamed = np.concatenate([c.samples for c in chunks])
     np.testing.assert_array_equal(streamed, whole)

@@ -4,11 +4,11 @@ server and to the CLI is refused for the same reason (``Engine.prepare``), befor
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 
 import pytest
+from support.net import free_port
 from support.ros import RunningNode
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
@@ -17,12 +17,6 @@ from wyoming.tts import Synthesize, SynthesizeVoice
 from ishowtts_ros.core.text import EMPTY_TEXT
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wyoming_refusal(port: int, request: Synthesize) -> str:

@@ -348,15 +348,15 @@ def test_bad_launch_values_are_refused_at_start_and_the_node_speaks_with_the_def
     """Every kind of bad value a launch file can pass to a parameter the node reads at start: out of range, of
     the wrong type, an invalid topic name, an unknown voice. Each is refused with an error naming it."""
     node = RunningNode(
-        tmp_path, "badlaunch", engine="espeak", warmup=False, queue_size=0, nfe_step=1, volume=9.0,
+        tmp_path, "badlaunch", engine="espeak", warmup=False, queue_size=0, speed=9.0, volume=9.0,
         max_text_length="long", text_topics=["not a topic!", "robot/alerts"], voice="nobody",
     )  # fmt: skip
     try:
         client = node.client
-        values = client.get_parameters("queue_size", "nfe_step", "volume", "max_text_length", "voice")
-        assert values == {"queue_size": 16, "nfe_step": 8, "volume": 1.0, "max_text_length": 2000, "voice": "nature"}
+        values = client.get_parameters("queue_size", "speed", "volume", "max_text_length", "voice")
+        assert values == {"queue_size": 16, "speed": 1.0, "volume": 1.0, "max_text_length": 2000, "voice": "nature"}
         log = node.log_text()
-        for name in ("queue_size", "nfe_step", "volume", "max_text_length"):
+        for name in ("queue_size", "speed", "volume", "max_text_length"):
             assert f"launch value of {name} refused" in log, name
         assert "text_topics entry 'not a topic!' refused" in log
         client.say("Spoken with the defaults.")

@@ -66,7 +66,7 @@ class FaultyEngine(EspeakEngine):
     name = "faulty"
     OOM_BYTES = 40
 
-    def _render(
+    def render(
         self, pieces: Sequence[str], voice: Voice, options: Mapping[str, Any], cancel: threading.Event | None
     ) -> Iterator[np.ndarray]:
         import torch
@@ -76,7 +76,7 @@ class FaultyEngine(EspeakEngine):
                 raise RuntimeError("injected engine fault")
             if "OOMALWAYS" in piece or ("OOM" in piece and len(piece.encode()) > self.OOM_BYTES):
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-            yield from super()._render([piece], voice, options, cancel)
+            yield from super().render([piece], voice, options, cancel)
 
 
 class GatedEngine(Engine):
@@ -99,7 +99,7 @@ class GatedEngine(Engine):
     def sample_rate(self) -> int:
         return 8000
 
-    def _render(
+    def render(
         self, pieces: Sequence[str], voice: Voice, options: Mapping[str, Any], cancel: threading.Event | None
     ) -> Iterator[np.ndarray]:
         for piece in pieces:
@@ -127,3 +127,21 @@ class SlowLoadingEngine(EspeakEngine):
         if not gate:
             time.sleep(float(os.environ.get("ISHOWTTS_TEST_LOAD_SECONDS", "5")))
         super().__init__(config)
+
+
+#: A third-party engine package (``ishowtts_tone_engine``, with its dist-info entry point): on the path of the
+#: processes the plugin tests start, and of no other.
+PLUGIN_FOLDER = Path(__file__).resolve().parent / "plugins"
+
+
+def with_plugin_package(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's) with the tone engine's package on the Python path."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGIN_FOLDER), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def dominant_hz(samples: np.ndarray, sample_rate: int) -> float:
+    """The strongest frequency of ``samples`` (the tone engine's pitch, read back from its audio)."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64)))
+    return float(np.fft.rfftfreq(len(samples), 1.0 / sample_rate)[int(np.argmax(spectrum[1:])) + 1])

@@ -19,10 +19,10 @@ TINY_NODE = {"engine": "f5", "checkpoint": TINY_CHECKPOINT, "device": "cpu", "nf
 class RunningNode:
     """A tts_node subprocess and a client connected to it."""
 
-    def __init__(self, tmp_path, name: str, **parameters):
+    def __init__(self, tmp_path, name: str, env: dict[str, str] | None = None, **parameters):
         self.log = tmp_path / f"{name}.log"
         self.namespace = f"/{name}"
-        self.process = start_node(parameters, str(self.log), namespace=self.namespace)
+        self.process = start_node(parameters, str(self.log), env, namespace=self.namespace)
         self.client = TtsClient(namespace=self.namespace)
         try:
             self.client.wait_ready(timeout=180, process=self.process)

@@ -29,7 +29,7 @@ def test_doctor_reports_every_check_and_auto_runs_here(tmp_path):
                  "ros 2", "wyoming", "engine"):  # fmt: skip
         assert name in checks, name
     assert all(f["status"] in ("ok", "warn", "fail", "info") for f in findings)
-    assert code == 0 and checks["engine"]["detail"].startswith("auto -> espeak (F5 not ready")
+    assert code == 0 and checks["engine"]["detail"].startswith("auto -> espeak (f5 is not ready")
     assert (
         "ishowtts download" in checks["f5 weights"]["detail"] and str(tmp_path / "hf") in checks["f5 weights"]["detail"]
     )

@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from ishowtts_ros.core.engine import EngineConfig
 from ishowtts_ros.download import DownloadError, verify_checkpoint
 from ishowtts_ros.engines.f5.models import build_cfm
-from ishowtts_ros.engines.registry import resolve_auto
+from ishowtts_ros.engines.registry import choose_engine
 
 
 @pytest.mark.slow  # starts the CLI
@@ -82,7 +82,9 @@ def test_auto_picks_f5_once_the_files_are_where_download_puts_them(tmp_path, mon
 
     # huggingface_hub reads HF_HUB_CACHE once, at import; this process imported it already.
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    assert resolve_auto(EngineConfig())[0] == "espeak"
+    plugin, passed_over = choose_engine("auto", EngineConfig())
+    assert plugin.name == "espeak" and "is not in the local Hugging Face cache" in passed_over
     put_in_hub_cache(tmp_path / "hub", "SWivid/F5-TTS", ["F5TTS_v1_Base/model_1250000.safetensors"])
     put_in_hub_cache(tmp_path / "hub", "charactr/vocos-mel-24khz", ["config.yaml", "pytorch_model.bin"])
-    assert resolve_auto(EngineConfig()) == ("f5", None)
+    plugin, passed_over = choose_engine("auto", EngineConfig())
+    assert (plugin.name, passed_over) == ("f5", None)

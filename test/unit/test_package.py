@@ -47,18 +47,20 @@ def test_metadata_pins_neither_torch_nor_ros():
 def test_config_file_documents_every_node_parameter():
     import yaml
 
-    from ishowtts_ros.engines.f5.options import F5_OPTIONS
+    from ishowtts_ros.engines.f5 import PLUGIN
     from ishowtts_ros.ros.parameters import LIVE_PARAMETERS, STARTUP_PARAMETERS
 
     documented = yaml.safe_load((ROOT / "config" / "ishowtts.yaml").read_text())["/**"]["ros__parameters"]
-    assert set(documented) == {*LIVE_PARAMETERS, *STARTUP_PARAMETERS, *F5_OPTIONS}
+    assert set(documented) == {*LIVE_PARAMETERS, *STARTUP_PARAMETERS, *PLUGIN.options}
 
 
 def test_float_parameters_have_a_step_that_divides_their_range():
     """rqt_reconfigure moves a slider by the step; rclpy refuses values off it (step 0 made the arrows useless)."""
-    from ishowtts_ros.ros.parameters import all_parameters
+    from ishowtts_ros.engines.registry import plugins
+    from ishowtts_ros.ros.parameters import live_parameters
 
-    floats = [desc for _, desc in all_parameters().values() if desc.floating_point_range]
+    options = {name: spec for plugin in plugins().values() for name, spec in plugin.options.items()}
+    floats = [desc for _, desc in live_parameters(options).values() if desc.floating_point_range]
     assert len(floats) >= 4
     for desc in floats:
         bounds = desc.floating_point_range[0]

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-import subprocess
-import sys
 import time
 import uuid
 
 import numpy as np
 import pytest
 from support.engines import TINY_CHECKPOINT
+from support.net import free_port, start_wyoming_server
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.error import Error
@@ -24,35 +23,9 @@ pytestmark = pytest.mark.slow
 TEXT = "Hello from Home Assistant. The front door is open and the kitchen lights are still on."
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(tmp_path, *engine_args: str):
-    port = free_port()
-    log = open(tmp_path / f"wyoming-{port}.log", "w")  # noqa: SIM115 - closed by the fixture
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ishowtts_ros.wyoming.server", "--uri", f"tcp://127.0.0.1:{port}", *engine_args],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / f"wyoming-{port}.log").read_text()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, port, log
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise AssertionError("Wyoming server did not start")
-
-
 @pytest.fixture(scope="module")
 def f5_server(tmp_path_factory):
-    process, port, log = start_server(
+    process, port, log = start_wyoming_server(
         tmp_path_factory.mktemp("wyoming"), "--engine", "f5", "--checkpoint", TINY_CHECKPOINT, "--device", "cpu",
         "--nfe", "4", "--seed", "5",
     )  # fmt: skip
@@ -228,7 +201,7 @@ def test_malformed_event_and_disconnect_leave_the_server_healthy(f5_server):
 
 
 def test_espeak_server(tmp_path):
-    process, port, log = start_server(tmp_path, "--engine", "espeak")
+    process, port, log = start_wyoming_server(tmp_path, "--engine", "espeak")
     try:
         events = run(exchange(port, [Synthesize(text=TEXT)]))
         samples, rate = audio_of(events)
@@ -252,7 +225,7 @@ def test_espeak_server_survives_resets_and_a_crowd(tmp_path):
     """Clients that hang up mid-synthesis and 50 clients at once leave the voice serving (an abandoned synthesis
     once kept the engine locked for good)."""
     # The connection limit is not what this is about: room for the crowd and every reset still being cleaned up.
-    process, port, log = start_server(tmp_path, "--engine", "espeak", "--max-connections", "500")
+    process, port, log = start_wyoming_server(tmp_path, "--engine", "espeak", "--max-connections", "500")
     try:
         for i in range(100):
             reset_after_synthesize(port, f"Request {i} from a client that will not listen. It hangs up at once.")
@@ -282,7 +255,7 @@ def test_zeroconf_announces_the_server_for_home_assistant(tmp_path):
     except OSError as exc:
         pytest.skip(f"this machine has no multicast route for mDNS ({exc})")
     name = f"ishowtts-test-{uuid.uuid4().hex[:8]}"
-    process, port, log = start_server(tmp_path, "--engine", "espeak", "--zeroconf", name)
+    process, port, log = start_wyoming_server(tmp_path, "--engine", "espeak", "--zeroconf", name)
     zeroconf = Zeroconf()
     try:
         info = None
@@ -361,7 +334,7 @@ def served(port: int) -> bool:
 
 
 def test_oversized_stalled_and_surplus_clients_are_refused_and_the_server_keeps_serving(tmp_path):
-    process, port, log = start_server(
+    process, port, log = start_wyoming_server(
         tmp_path, "--engine", "espeak", "--max-text", "100", "--max-connections", "3", "--idle-timeout", "600",
         "--read-timeout", "1",
     )  # fmt: skip
@@ -409,7 +382,7 @@ def test_oversized_stalled_and_surplus_clients_are_refused_and_the_server_keeps_
 def test_audio_limit_then_a_new_request_on_the_same_connection(tmp_path):
     """A request stopped at the audio limit after its audio began ends its audio properly (Home Assistant keeps what
     came); the next request on the same connection gets its own audio-start (a stale flag once swallowed it)."""
-    process, port, log = start_server(tmp_path, "--engine", "espeak", "--max-audio-seconds", "5")
+    process, port, log = start_wyoming_server(tmp_path, "--engine", "espeak", "--max-audio-seconds", "5")
     long = "Hello. " + "This is a much longer sentence that keeps going on and on for quite a while. " * 5
 
     async def two_requests() -> list:
@@ -445,7 +418,7 @@ def test_error_texts_name_files_without_their_paths(f5_server):
 
 
 def test_espeak_voices_are_not_described_as_cloned_voices(tmp_path):
-    process, port, log = start_server(tmp_path, "--engine", "espeak")
+    process, port, log = start_wyoming_server(tmp_path, "--engine", "espeak")
     try:
         program = Info.from_event(run(exchange(port, [Describe()]))[-1]).tts[0]
         assert "espeak" in program.description and "eSpeak" in program.attribution.name
@@ -483,7 +456,7 @@ def test_ros_speech_goes_on_while_the_nodes_wyoming_side_is_abused(tmp_path):
 
 @pytest.fixture(scope="module")
 def espeak_server(tmp_path_factory):
-    process, port, log = start_server(
+    process, port, log = start_wyoming_server(
         tmp_path_factory.mktemp("wyoming-espeak"), "--engine", "espeak", "--max-audio-seconds", "60",
         "--max-connections", "4",
     )  # fmt: skip
@@ -570,7 +543,9 @@ def test_every_failed_stream_answers_its_stop(espeak_server, kind):
 def test_clients_that_stop_reading_are_dropped_and_others_are_served(tmp_path):
     """Two clients ask for long speech and never read (with --max-connections 2 they held both slots for as long as
     they stayed connected); after the write timeout they are dropped and a third client is served."""
-    process, port, log = start_server(tmp_path, "--engine", "espeak", "--max-connections", "2", "--write-timeout", "2")
+    process, port, log = start_wyoming_server(
+        tmp_path, "--engine", "espeak", "--max-connections", "2", "--write-timeout", "2"
+    )
     text = " ".join(LONG_SENTENCES[:50])  # ~4 min of audio: far more than the sockets' buffers hold
     sockets = []
     try:

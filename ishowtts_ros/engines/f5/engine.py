@@ -32,6 +32,7 @@ from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.core.scheduler import BatchJob, BatchScheduler
 from ishowtts_ros.core.text import split_text
 from ishowtts_ros.core.voices import Voice
+from ishowtts_ros.engines.f5 import PLUGIN
 from ishowtts_ros.engines.f5.cache import persistent_compile_cache
 from ishowtts_ros.engines.f5.graphs import MAX_GRAPH_FRAMES, warmup_buckets
 from ishowtts_ros.engines.f5.lifecycle import CompileTurns
@@ -152,9 +153,14 @@ class F5Engine(Engine):
     serialize_requests = False  # the batch scheduler owns the GPU; concurrent requests batch there
     uses_reference_audio = True
     supported_options = F5_OPTIONS
+    credit = ("F5-TTS by SWivid", "https://github.com/SWivid/F5-TTS")
     #: Upstream speaks a chunk under this many UTF-8 bytes at speed 0.3 (:meth:`sample_request`), so no chunk is
     #: cut that short unless the whole utterance is.
     min_chunk_bytes = 10
+
+    @classmethod
+    def available(cls, config: EngineConfig) -> str | None:
+        return PLUGIN.available(config)
 
     def __init__(
         self, config: EngineConfig | None = None, models: tuple[UpstreamModule, UpstreamModule] | None = None
@@ -445,7 +451,7 @@ class F5Engine(Engine):
         seed = options["seed"]
         return SampleRequest(cond=ref.cond, tokens=tokens, duration=duration, seed=None if seed < 0 else seed)
 
-    def _render(
+    def render(
         self,
         pieces: Sequence[str],
         voice: Voice,

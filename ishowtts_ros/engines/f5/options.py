@@ -10,7 +10,9 @@ from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.core.options import OptionSpec
 
 F5_OPTIONS = {
-    "nfe_step": OptionSpec("nfe_step", int, 8, 2, 64, "flow steps (NFE): fewer is faster, more is cleaner"),
+    "nfe_step": OptionSpec(
+        "nfe_step", int, 8, 2, 64, "flow steps (NFE): fewer is faster, more is cleaner", aliases=("nfe",)
+    ),
     "cfg_strength": OptionSpec("cfg_strength", float, 2.0, 0.0, 10.0, "classifier-free guidance strength"),
     "sway_sampling_coef": OptionSpec(
         "sway_sampling_coef", float, -1.0, -1.0, 1.0, "sway sampling: below 0 spends more steps early"
