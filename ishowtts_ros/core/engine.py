@@ -100,6 +100,9 @@ class EngineConfig:
     checkpoint: str = ""
     vocoder: str = ""
     compile: bool | None = None
+    #: The model's vocabulary and architecture, set with its checkpoint (engines with one model ignore them).
+    vocab: str = ""
+    model: str = ""
 
 
 class Engine(ABC):

@@ -29,6 +29,13 @@ def add_engine_arguments(
     group.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
     group.add_argument("--checkpoint", default="", help=checkpoint_help)
     group.add_argument("--vocoder", default="", help="local vocos-mel-24khz folder, '' for the hub, or 'random'")
+    group.add_argument(
+        "--vocab", default="", help="the checkpoint's vocab.txt (default: one beside it, else upstream's)"
+    )
+    group.add_argument(
+        "--model", default="", help="architecture: F5TTS_v1_Base (default), F5TTS_Base, F5TTS_Small... or the model "
+        "card's config dict",
+    )  # fmt: skip
     group.add_argument("--no-compile", action="store_true", help="skip torch.compile on CUDA (faster start)")
 
 
@@ -41,6 +48,8 @@ def engine_config(args: argparse.Namespace) -> EngineConfig:
         checkpoint=args.checkpoint,
         vocoder=args.vocoder,
         compile=False if args.no_compile else None,
+        vocab=args.vocab,
+        model=args.model,
     )
 
 

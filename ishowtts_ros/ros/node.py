@@ -144,6 +144,8 @@ class TtsNode(Node):
             checkpoint=self.get_parameter("checkpoint").value,
             vocoder=self.get_parameter("vocoder").value,
             compile=None if self.get_parameter("compile").value else False,
+            vocab=self.get_parameter("vocab").value,
+            model=self.get_parameter("model").value,
         )
 
     def _choose_engine(self) -> tuple[EnginePlugin | None, str]:

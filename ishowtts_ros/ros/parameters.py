@@ -40,6 +40,17 @@ STARTUP_PARAMETERS: dict[str, tuple[Any, str, Bounds]] = {
     "precision": ("auto", "auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16", None),
     "checkpoint": ("", "F5 checkpoint: local .safetensors/.pt, '' for the hub, or random:<arch> for tests", None),
     "vocoder": ("", "local vocos-mel-24khz folder, '' for the hub, or 'random'", None),
+    "vocab": (
+        "",
+        "the checkpoint's vocab.txt (file or hf://...; '' = one beside the checkpoint, else upstream's)",
+        None,
+    ),
+    "model": (
+        "",
+        "architecture: an upstream config name (F5TTS_v1_Base, F5TTS_Base, F5TTS_Small...) or the model card's "
+        "config dict ('' = F5TTS_v1_Base)",
+        None,
+    ),
     "voices_file": ("", "voices YAML ('' = the package's config/voices.yaml)", None),
     "queue_size": (16, "requests that may wait; more are refused with a failed event", (1, 1000)),
     "playback_device": ("", "PortAudio output device name or index ('' = default)", None),

@@ -24,9 +24,14 @@ from ishowtts_ros.engines.f5.sampler import FlowSampler
 GEN_TEXT = "I don't really care what you call me."
 
 
-@pytest.fixture(scope="module")
-def models():
-    upstream, vocoder = random_models("tiny", seed=7)
+#: Both layouts upstream's models come in: v1 (F5TTS_v1_*) and v0 (F5TTS_Base/Small, most community models: no
+#: padding mask on the text, the positional embedding on the first attention head only).
+LAYOUTS = {"v1": {}, "v0": {"text_mask_padding": False, "pe_attn_head": 1}}
+
+
+@pytest.fixture(scope="module", params=list(LAYOUTS))
+def models(request):
+    upstream, vocoder = random_models("tiny", seed=7, keys=LAYOUTS[request.param])
     engine = F5Engine(EngineConfig(device="cpu"), models=(copy.deepcopy(upstream), copy.deepcopy(vocoder)))
     return upstream, vocoder, engine
 

@@ -34,6 +34,35 @@ def tiny_f5(**settings: Any):
     return F5Engine(F5Config(**{"checkpoint": TINY_CHECKPOINT, "device": "cpu", **settings}))
 
 
+#: A German model's vocabulary as a community vocab.txt lists it: one character per line, the space first.
+GERMAN_CHARACTERS = [" ", *"abcdefghijklmnopqrstuvwxyzäöüß", *"ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÜ", *".,!?;:'-"]
+
+
+def save_community_model(folder: Path, model: str, seed: int = 5) -> Path:
+    """A random model of the ``model`` setting (a config name or a model card's config) with the German vocabulary,
+    saved as upstream's trainer saves one (EMA-prefixed fp16 safetensors, with its counters) beside its vocab.txt, as
+    the model cards ship them; returns the checkpoint's path."""
+    from safetensors.torch import save_file
+
+    from ishowtts_ros.engines.f5.checkpoint import ModelSpec
+    from ishowtts_ros.engines.f5.models import random_models
+
+    vocab = folder / "vocab.txt"
+    vocab.write_text("".join(f"{character}\n" for character in GERMAN_CHARACTERS), encoding="utf-8")
+    spec = ModelSpec.parse("random:tiny", "", model)
+    cfm, _ = random_models(spec.arch, seed, keys=spec.keys, vocab_file=str(vocab))
+    weights = {f"ema_model.{name}": value.half().contiguous() for name, value in cfm.state_dict().items()}
+    path = folder / "model_last.safetensors"
+    save_file({**weights, "initted": torch_tensor(True), "step": torch_tensor(1000)}, str(path))
+    return path
+
+
+def torch_tensor(value: Any) -> Any:
+    import torch
+
+    return torch.tensor(value)
+
+
 REFERENCE_TEXT = "Some call me nature, others call me mother nature."
 
 

@@ -17,7 +17,7 @@ WEIGHTS_HINT = (
 
 def unavailable(config: EngineConfig) -> str | None:
     """Why F5 cannot start with ``config`` without a download (with what to do), or None."""
-    reason = f5_unavailable_reason(config.checkpoint, config.vocoder)
+    reason = f5_unavailable_reason(config.checkpoint, config.vocoder, config.vocab, config.model)
     return None if reason is None else f"{reason}; {WEIGHTS_HINT}"
 
 

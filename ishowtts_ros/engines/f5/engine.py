@@ -176,7 +176,11 @@ class F5Engine(Engine):
             LOG.warning("torch.compile is off: %s", self.compile_note)
         self.compile_cache = persistent_compile_cache() if self.compiled else ""
         started = time.perf_counter()
-        cfm, vocoder = models if models is not None else load_models(settings.checkpoint, settings.vocoder, self.device)
+        cfm, vocoder = (
+            models
+            if models is not None
+            else load_models(settings.checkpoint, settings.vocoder, self.device, settings.model, settings.vocab)
+        )
         graphs = settings.cuda_graphs if settings.cuda_graphs is not None else self.device.type == "cuda"
         self.sampler = FlowSampler(
             cfm,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ishowtts_ros.core.errors import EngineError
-from ishowtts_ros.engines.f5.checkpoint import HUB_REPO, OFFLINE_HELP, VOCOS_REPO, CheckpointSpec
+from ishowtts_ros.engines.f5.checkpoint import HF_PREFIX, OFFLINE_HELP, VOCOS_REPO, ModelSpec
 from ishowtts_ros.engines.f5.upstream import defer_unused_imports
 
 LOG = logging.getLogger(__name__)
@@ -61,33 +61,47 @@ def upstream_config(name: str) -> Any:
     return OmegaConf.load(str(path)).model
 
 
-def build_cfm(arch: str = "F5TTS_v1_Base") -> nn.Module:
-    """An upstream CFM with an upstream DiT, weights as the constructor leaves them."""
+def build_cfm(arch: str = "F5TTS_v1_Base", keys: dict[str, Any] | None = None, vocab_file: str = "") -> nn.Module:
+    """An upstream CFM with an upstream DiT, weights as the constructor leaves them: the architecture of upstream's
+    config ``arch`` (or the tiny test one) with ``keys`` over it, and the vocabulary of ``vocab_file`` (default:
+    upstream's, v1 Base's)."""
     from f5_tts.model.backbones.dit import DiT
     from f5_tts.model.cfm import CFM
     from f5_tts.model.utils import get_tokenizer
 
-    if arch == "tiny":
-        arch_kwargs = dict(TINY_ARCH)
-        mel = dict(n_fft=1024, hop_length=256, win_length=1024, n_mel_channels=100, target_sample_rate=24000)
-        mel_type = "vocos"
-    else:
-        config = upstream_config(arch)
-        if config.backbone != "DiT":
-            raise EngineError(f"architecture {arch!r} uses backbone {config.backbone}; this engine supports DiT")
-        arch_kwargs = dict(config.arch)
-        mel = {k: v for k, v in dict(config.mel_spec).items() if k != "mel_spec_type"}
-        mel_type = config.mel_spec.mel_spec_type
-    if mel_type != "vocos":
-        raise EngineError(f"architecture {arch!r} needs the {mel_type} vocoder; this engine ships Vocos")
-    vocab_file = str(files("f5_tts").joinpath("infer/examples/vocab.txt"))
-    vocab_char_map, vocab_size = get_tokenizer(vocab_file, "custom")
+    arch_kwargs, mel, mel_type = _architecture(arch)
+    unknown = sorted(set(keys or {}) - set(arch_kwargs))
+    if unknown:
+        known = ", ".join(arch_kwargs)
+        raise EngineError(f"model config keys {', '.join(unknown)} are not DiT settings (known: {known})")
+    arch_kwargs.update(keys or {})
+    vocab_char_map, vocab_size = get_tokenizer(vocab_file or upstream_vocab(), "custom")
     return CFM(
         transformer=DiT(**arch_kwargs, text_num_embeds=vocab_size, mel_dim=mel["n_mel_channels"]),
         mel_spec_kwargs=dict(**mel, mel_spec_type=mel_type),
         odeint_kwargs=dict(method="euler"),
         vocab_char_map=vocab_char_map,
     )
+
+
+def upstream_vocab() -> str:
+    """The vocabulary upstream ships (F5TTS_v1_Base's and F5TTS_Base's)."""
+    return str(files("f5_tts").joinpath("infer/examples/vocab.txt"))
+
+
+def _architecture(arch: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """DiT keyword arguments, mel settings and mel type of an upstream config (or ``tiny``)."""
+    if arch == "tiny":
+        mel = dict(n_fft=1024, hop_length=256, win_length=1024, n_mel_channels=100, target_sample_rate=24000)
+        return dict(TINY_ARCH), mel, "vocos"
+    config = upstream_config(arch)
+    if config.backbone != "DiT":
+        raise EngineError(f"architecture {arch!r} uses backbone {config.backbone}; this engine supports DiT")
+    mel_type = config.mel_spec.mel_spec_type
+    if mel_type != "vocos":
+        raise EngineError(f"architecture {arch!r} needs the {mel_type} vocoder; this engine ships Vocos")
+    mel = {k: v for k, v in dict(config.mel_spec).items() if k != "mel_spec_type"}
+    return dict(config.arch), mel, mel_type
 
 
 def vocos_config(size: str = "full") -> dict[str, Any]:
@@ -168,38 +182,50 @@ def randomize_(module: nn.Module, seed: int, std: float = 0.02) -> nn.Module:
 
 
 def random_models(
-    arch: str, seed: int = 0, device: torch.device | str = "cpu"
+    arch: str,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    keys: dict[str, Any] | None = None,
+    vocab_file: str = "",
 ) -> tuple[UpstreamModule, UpstreamModule]:
-    """Random-init CFM and Vocos (``tiny`` or a full upstream architecture); the CFM's values are drawn on
-    ``device`` (on a GPU in a fraction of the seconds a CPU takes for the full model; other values than the
-    CPU's for the same seed)."""
+    """Random-init CFM and Vocos (``tiny`` or a full upstream architecture, with ``keys`` over it); the CFM's values
+    are drawn on ``device`` (on a GPU in a fraction of the seconds a CPU takes for the full model; other values
+    than the CPU's for the same seed)."""
     torch.manual_seed(seed)
     with skipped_weight_init():  # randomize_ sets every parameter: the constructors' own init would be lost work
-        cfm = randomize_(build_cfm(arch).to(device), seed)
+        cfm = randomize_(build_cfm(arch, keys, vocab_file).to(device), seed)
     vocoder = build_vocos("tiny" if arch == "tiny" else "full")
     return cfm.eval(), vocoder.eval()
 
 
 def load_models(
-    checkpoint: str, vocoder: str = "", device: torch.device | str = "cpu"
+    checkpoint: str, vocoder: str = "", device: torch.device | str = "cpu", model: str = "", vocab: str = ""
 ) -> tuple[UpstreamModule, UpstreamModule]:
-    """CFM and Vocos in float32, from the checkpoint spec; offline failures say how to fix them. Weights load on
+    """CFM and Vocos in float32, from the model's three settings (:class:`ModelSpec`); offline failures say how to
+    fix them, and a checkpoint that does not fit its vocabulary or architecture names all three. Weights load on
     the CPU; a random model is drawn on ``device``."""
-    spec = CheckpointSpec.parse(checkpoint)
-    if spec.kind == "random":
-        return random_models(spec.arch, spec.seed, device)
-    if spec.kind == "hub":
-        path = _download(lambda: _cached_path(f"hf://{HUB_REPO}/{spec.path}"), f"checkpoint {HUB_REPO}/{spec.path}")
+    try:
+        spec = ModelSpec.parse(checkpoint, vocab, model)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
+    vocab_file = vocab_path(spec.vocab)
+    if spec.checkpoint.kind == "random":
+        return random_models(spec.arch, spec.checkpoint.seed, device, spec.keys, vocab_file)
+    if spec.checkpoint.kind == "hub":
+        path = _download(lambda: _cached_path(spec.checkpoint.source), f"checkpoint {spec.checkpoint.source}")
     else:
-        path = spec.path
+        path = spec.checkpoint.path
         if not Path(path).is_file():
             raise EngineError(f"checkpoint file {path} does not exist; {OFFLINE_HELP}")
     with skipped_weight_init():  # the weights load strictly: every parameter gets its value
-        cfm = build_cfm(spec.arch)
+        cfm = build_cfm(spec.arch, spec.keys, vocab_file)
     try:
         load_ema_weights(cfm, path)
     except Exception as exc:
-        raise EngineError(f"checkpoint {path} could not be loaded into {spec.arch}: {exc}") from exc
+        raise EngineError(
+            f"checkpoint {path} does not fit this model ({exc}); checkpoint, vocab and model must belong together, "
+            f"as the model card gives them (most community models are F5TTS_Base, v0): {spec.settings}"
+        ) from exc
     if vocoder == "random":
         vocos = build_vocos("full")
     else:
@@ -207,10 +233,45 @@ def load_models(
     return cfm.eval(), vocos.eval()
 
 
+def vocab_path(source: str) -> str:
+    """A local file for the vocabulary ``source`` (:func:`vocab_source`): "" is upstream's; hub files come from
+    the Hugging Face cache (downloaded once while online)."""
+    if not source:
+        return upstream_vocab()
+    if source.startswith(HF_PREFIX):
+        return str(_download(lambda: _cached_path(source), f"vocab {source}"))
+    if not Path(source).is_file():
+        raise EngineError(f"vocab file {source} does not exist (the model card's vocab.txt goes with its checkpoint)")
+    return source
+
+
 # Upstream reads its checkpoints and Vocos in f5_tts.infer.utils_infer (load_checkpoint, load_vocoder). That module
 # also imports transformers' ASR pipeline, matplotlib, pydub and upstream's trainer: 2-3 s of start-up on a 2-core
 # VM (docs/BENCHMARKS.md, session 12), for code the engine never runs. The two functions below read the same files
 # the same way (test_checkpoint.py loads the same files with upstream's functions and compares every weight).
+
+
+TEXT_EMBEDDING = "transformer.text_embed.text_embed.weight"
+
+
+def misfit(expected: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]) -> str:
+    """Why ``weights`` do not fit a model whose state is ``expected``, in one line ("" if they fit): the vocabulary
+    size first (the usual mistake), then counts of missing, unexpected and differently shaped weights, one of each."""
+    rows = weights.get(TEXT_EMBEDDING)
+    if rows is not None and rows.shape[0] != expected[TEXT_EMBEDDING].shape[0]:  # one row more than the vocab
+        return (
+            f"its text embedding has {rows.shape[0] - 1} characters, the vocab {expected[TEXT_EMBEDDING].shape[0] - 1}"
+        )
+    missing = [name for name in expected if name not in weights]
+    unexpected = [name for name in weights if name not in expected]
+    reshaped = [name for name in expected if name in weights and weights[name].shape != expected[name].shape]
+    parts = [f"{len(missing)} weights missing (e.g. {missing[0]})"] if missing else []
+    parts += [f"{len(unexpected)} unexpected (e.g. {unexpected[0]})"] if unexpected else []
+    if reshaped:
+        name = reshaped[0]
+        shapes = f"{list(weights[name].shape)} in the checkpoint, {list(expected[name].shape)} in the model"
+        parts.append(f"{len(reshaped)} of another shape (e.g. {name}: {shapes})")
+    return "; ".join(parts)
 
 
 def load_ema_weights(cfm: nn.Module, path: str) -> None:
@@ -225,6 +286,9 @@ def load_ema_weights(cfm: nn.Module, path: str) -> None:
     weights = {key.replace("ema_model.", ""): value for key, value in ema.items() if key not in ("initted", "step")}
     for derived in ("mel_spec.mel_stft.mel_scale.fb", "mel_spec.mel_stft.spectrogram.window"):  # older checkpoints
         weights.pop(derived, None)
+    problem = misfit(cfm.state_dict(), weights)
+    if problem:
+        raise ValueError(problem)
     cfm.load_state_dict(weights)
 
 
