@@ -31,11 +31,16 @@ def _say(args: argparse.Namespace) -> int:
         load_seconds = time.perf_counter() - started
     console.log(f"engine {engine.name} ready in {load_seconds:.1f} s ({engine.describe()})")
     options = chosen_options(args, engine)
+    normalize = not args.no_normalize
+    plan = engine.prepare(args.text, args.voice, options, normalize=normalize)
+    console.log(f"speaking: {plan.spoken}")
+    if plan.unsayable:
+        console.log(f"[yellow]not in the model's vocabulary, so not spoken:[/] {' '.join(plan.unsayable)}")
+    if args.dry_run:
+        return EXIT_OK
     if args.warmup:
         with console.status("warming up..."):
             engine.warmup()
-    normalize = not args.no_normalize
-    console.log(f"speaking: {engine.prepare(args.text, args.voice, options, normalize=normalize).spoken}")
     with console.status("synthesizing...") as status:
         result = engine.synthesize_all(
             args.text,
@@ -119,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     say.add_argument("--voice", default=None, help="voice name from the voices file (default: its default voice)")
     say.add_argument("--out", type=Path, default=Path("ishowtts.wav"), help="output WAV (default ishowtts.wav)")
     say.add_argument("--play", action="store_true", help="also play it on the default audio device")
+    say.add_argument(
+        "--dry-run", action="store_true", help="only print what would be said (and what the model cannot say)"
+    )
     say.add_argument("--warmup", action="store_true", help="warm up first, so the timing shows steady state")
     say.add_argument(
         "--no-normalize", action="store_true", help="speak the text as written (no numbers, units or symbols as words)"

@@ -68,6 +68,8 @@ class Plan:
     spoken: str  # exactly what is said: cleaned, numbers and symbols written out
     voice: Voice
     options: dict[str, Any]  # every option of the engine, resolved
+    #: Characters of ``spoken`` the engine's model has no token for: they are not heard (:meth:`Engine.unsayable`).
+    unsayable: tuple[str, ...] = ()
 
 
 @dataclass
@@ -192,7 +194,14 @@ class Engine(ABC):
             raise EngineError(f"text is {len(text)} characters; {text_limit.setting} is {text_limit.chars}")
         resolved_voice = self.registry.get(voice)
         resolved = self.resolve_options(options)
-        return Plan(text, self.spoken_text(text, resolved_voice, normalize), resolved_voice, resolved)
+        spoken = self.spoken_text(text, resolved_voice, normalize)
+        return Plan(text, spoken, resolved_voice, resolved, tuple(self.unsayable(spoken)))
+
+    def unsayable(self, spoken: str) -> list[str]:
+        """The characters (or tokens) of ``spoken`` this engine's model has no entry for, in order of first
+        appearance: F5 would map each to its padding token, so they would silently become nothing. Reported, never
+        dropped quietly (events, logs, ``ishowtts say``)."""
+        return []
 
     def spoken_text(self, text: str, voice: Voice | str | None = None, normalize: bool = True) -> str:
         """Exactly the text this engine speaks for ``text`` in ``voice``: control characters and extra whitespace
@@ -243,6 +252,8 @@ class Engine(ABC):
         """
         start = time.perf_counter()
         plan = self.prepare(text, voice, options, normalize=normalize)
+        if plan.unsayable:
+            LOG.warning("not in the %s model's vocabulary, so not spoken: %s", self.name, " ".join(plan.unsayable))
         resolved_voice, resolved = plan.voice, plan.options
         pieces = self.split(plan.spoken, resolved_voice)
         utterance_id = utterance_id or uuid.uuid4().hex[:12]

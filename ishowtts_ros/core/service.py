@@ -170,15 +170,17 @@ class SpeechService:
         utterance.announced.set()
         return True
 
-    def _spoken(self, utterance: Utterance) -> dict[str, str]:
-        """``{"spoken": text}``: what the engine will say for the request, beside its text (once an engine is
-        attached; a request it cannot speak fails with the reason when its turn comes)."""
+    def _spoken(self, utterance: Utterance) -> dict[str, Any]:
+        """``{"spoken": text, "unsayable": [...]}``: what the engine will say for the request, beside its text, and
+        the characters its model cannot say (once an engine is attached; a request it cannot speak fails with the
+        reason when its turn comes)."""
         if self.engine is None:
             return {}
         try:
-            return {"spoken": self.engine.spoken_text(utterance.text, utterance.voice or None, utterance.normalize)}
+            spoken = self.engine.spoken_text(utterance.text, utterance.voice or None, utterance.normalize)
         except EngineError:
             return {}
+        return {"spoken": spoken, "unsayable": self.engine.unsayable(spoken)}
 
     def attach(self, engine: Engine) -> None:
         """The engine has loaded: what was queued meanwhile is spoken now."""

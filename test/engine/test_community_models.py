@@ -6,6 +6,9 @@ with a message naming all three settings."""
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 from importlib.resources import files
 
 import pytest
@@ -13,6 +16,7 @@ import torch
 from support.engines import GERMAN_CHARACTERS, save_community_model
 
 from ishowtts_ros.core.errors import EngineError
+from ishowtts_ros.core.service import SpeechService, Utterance
 from ishowtts_ros.engines.f5.checkpoint import ModelSpec
 from ishowtts_ros.engines.f5.engine import F5Engine
 from ishowtts_ros.engines.f5.models import load_models
@@ -101,3 +105,47 @@ def test_the_engine_speaks_with_a_community_model_and_its_vocabulary(tmp_path):
         assert result.audio_seconds > 0.2
     finally:
         engine.close()
+
+
+def test_characters_the_model_cannot_say_are_reported_never_silently_dropped(tmp_path, caplog):
+    checkpoint = save_community_model(tmp_path, MODELS["tiny_v0"])
+    engine = F5Engine(F5Config(device="cpu", checkpoint=str(checkpoint), model=MODELS["tiny_v0"], vocoder="random"))
+    events: list[tuple[str, dict]] = []
+    speech = SpeechService(
+        engine, queue_size=4, on_event=lambda name, payload: events.append((name, payload)),
+        on_chunk=lambda utterance, chunk: None, on_speaking=lambda speaking: None,
+    )  # fmt: skip
+    try:
+        text = "Grüße aus Köln. ¿Qué tal?"
+        assert engine.prepare(text, normalize=False).unsayable == ("¿", "é")
+        assert speech.submit(Utterance(text=text, voice="", options={"nfe_step": 4}, normalize=False))
+        queued = next(payload for name, payload in events if name == "queued")
+        assert queued["unsayable"] == ["¿", "é"]
+        with caplog.at_level(logging.WARNING):
+            engine.synthesize_all(text, options={"nfe_step": 4}, normalize=False)
+        assert "not in the f5 model's vocabulary, so not spoken: ¿ é" in caplog.text
+    finally:
+        speech.close()
+        engine.close()
+
+
+def test_a_voice_whose_reference_text_the_model_cannot_read_is_named_at_load(tmp_path, caplog):
+    checkpoint = save_community_model(tmp_path, MODELS["tiny_v0"])  # German characters only
+    with caplog.at_level(logging.WARNING):
+        engine = F5Engine(F5Config(device="cpu", checkpoint=str(checkpoint), model=MODELS["tiny_v0"], vocoder="random"))
+    engine.close()
+    assert "voice nature_zh (language zh)" in caplog.text and "cannot speak that language" in caplog.text
+    assert "voice nature (language en)" not in caplog.text  # English letters are in the German vocabulary
+
+
+def test_cli_dry_run_shows_what_the_model_cannot_say(tmp_path):
+    checkpoint = save_community_model(tmp_path, MODELS["tiny_v0"])
+    result = subprocess.run(
+        [sys.executable, "-m", "ishowtts_ros.cli", "say", "¿Qué tal? Grüße!", "--dry-run", "--engine", "f5",
+         "--checkpoint", str(checkpoint), "--model", MODELS["tiny_v0"], "--device", "cpu", "--vocoder", "random"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    output = " ".join(result.stderr.split())
+    assert "not in the model's vocabulary, so not spoken: ¿ é" in output
+    assert not (tmp_path / "ishowtts.wav").exists()

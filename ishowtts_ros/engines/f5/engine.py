@@ -205,6 +205,7 @@ class F5Engine(Engine):
         self._exit_hook = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._exit_hook)
         self._references = ReferenceCache(self._mel)
+        self._check_voice_vocabulary()
         self.vocoder_precision = self._choose_vocoder_precision(settings.vocoder_precision)
         #: Where compilation stands (``describe()``, the node's diagnostics): with graphs it runs in the background
         #: after warm-up, and until it ends the engine serves CUDA graphs without compile.
@@ -412,10 +413,39 @@ class F5Engine(Engine):
         """A reloaded voices file: every voice prepared again, and the graphs of its new reference lengths planned
         (captured when the worker is idle, compiled in the background), so the next request needs no capture."""
         self._references.clear()
+        self._check_voice_vocabulary()
         if not (self.sampler.graphs and self.warmup_phases):
             return
         for request, cfg_strength in self._plan_graphs(self._prepare_voices(), capture_first=False):
             self.sampler.plan(request, steps=1, cfg_strength=cfg_strength)
+
+    def unsayable(self, spoken: str) -> list[str]:
+        """The tokens of ``spoken`` (after upstream's pinyin conversion, as :meth:`sample_request` makes them) that
+        are not in the model's vocabulary: upstream's ``list_str_to_idx`` would make each silent."""
+        known = self.sampler.cfm.vocab_char_map
+        return list(dict.fromkeys(token for token in self._tokens(spoken) if token not in known))
+
+    @staticmethod
+    def _tokens(text: str) -> list[str]:
+        from f5_tts.model.utils import convert_char_to_pinyin
+
+        return list(convert_char_to_pinyin([text])[0])
+
+    def _check_voice_vocabulary(self) -> None:
+        """A warning for each voice whose reference transcript is mostly out of the model's vocabulary: the voices
+        file's language does not match the model (an English-only model given a German voice)."""
+        known = self.sampler.cfm.vocab_char_map
+        for voice in self.registry.voices():
+            tokens = [token for token in self._tokens(voice.text) if not token.isspace()]
+            unknown = list(dict.fromkeys(token for token in tokens if token not in known))
+            missing = sum(1 for token in tokens if token not in known)
+            if tokens and missing / len(tokens) > 0.5:
+                LOG.warning(
+                    "voice %s (language %s): %d of %d characters of its reference text are not in the model's "
+                    "vocabulary (%s): this model cannot speak that language; use a model made for it (checkpoint, "
+                    "vocab and model settings)",
+                    voice.name, voice.language, missing, len(tokens), " ".join(unknown[:10]),
+                )  # fmt: skip
 
     def reference(self, voice: Voice) -> Reference:
         """The prepared reference of ``voice``: computed on first use, then served from memory (no audio I/O)."""
