@@ -3,18 +3,22 @@ checked against the architecture; and files where it puts them make ``auto`` pic
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from safetensors.torch import save_file
+import torch
+from safetensors.torch import load_file, save_file
 
 from ishowtts_ros.core.engine import EngineConfig
 from ishowtts_ros.download import DownloadError, verify_checkpoint
 from ishowtts_ros.engines.f5.models import build_cfm
 from ishowtts_ros.engines.registry import choose_engine
+
+TEXT, OUT = "ema_model.transformer.text_embed.text_embed.weight", "ema_model.transformer.proj_out.weight"
 
 
 @pytest.mark.slow  # starts the CLI
@@ -32,6 +36,40 @@ def test_offline_download_fails_fast_says_what_to_copy_where_and_writes_nothing(
     assert not target.exists() and not (tmp_path / "hf").exists()
 
 
+@pytest.mark.slow  # starts the CLI
+def test_a_community_model_offline_fails_fast_with_what_to_copy_where(tmp_path):
+    target = tmp_path / "german"
+    result = subprocess.run(
+        [sys.executable, "-m", "ishowtts_ros.cli", "download", "--dir", str(target),
+         "--checkpoint", "hf://hvoss-techfak/F5-TTS-German/model_f5tts_german.pt", "--model", "F5TTS_Base"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")},
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    help_text = result.stderr
+    for url in ("https://huggingface.co/hvoss-techfak/F5-TTS-German/resolve/main/model_f5tts_german.pt",
+                "https://huggingface.co/hvoss-techfak/F5-TTS-German/resolve/main/vocab.txt"):  # fmt: skip
+        assert url in help_text, url
+    assert f"--checkpoint {target}/model_f5tts_german.pt --vocab {target}/vocab.txt --model 'F5TTS_Base'" in help_text
+    assert not target.exists()
+
+
+def test_a_training_checkpoint_with_a_community_vocab_passes_the_check(tmp_path):
+    from support.engines import GERMAN_CHARACTERS, save_community_model
+
+    model = '{"dim": 64, "depth": 2, "heads": 4, "ff_mult": 2, "text_dim": 32, "conv_layers": 1}'
+    safetensors_file = save_community_model(tmp_path, model)
+    training_file = tmp_path / "model_last.pt"
+    torch.save({"ema_model_state_dict": load_file(str(safetensors_file))}, training_file)
+    keys = json.loads(model)
+    for path in (safetensors_file, training_file):
+        assert verify_checkpoint(path, "F5TTS_v1_Base", keys, str(tmp_path / "vocab.txt")) > 0
+        with pytest.raises(
+            DownloadError, match=f"text embedding has {len(GERMAN_CHARACTERS)} characters, the vocab 2545"
+        ):
+            verify_checkpoint(path, "F5TTS_v1_Base", keys)  # upstream's vocab: not this model's
+
+
 def ema_weights(arch: str = "tiny") -> dict:
     state = {k: v.contiguous() for k, v in build_cfm(arch).state_dict().items() if not k.startswith("mel_spec")}
     return {f"ema_model.{key}": value for key, value in state.items()}
@@ -47,7 +85,8 @@ def test_a_checkpoint_with_every_weight_passes_the_check(tmp_path):
     ("damage", "reason"),
     [
         (lambda w: w.pop(next(iter(w))), "1 weights missing"),
-        (lambda w: w.update({k: v[:1] for k, v in list(w.items())[:1]}), "1 of the wrong shape"),
+        (lambda w: w.update({TEXT: w[TEXT][:1]}), "its text embedding has 0 characters, the vocab 2545"),
+        (lambda w: w.update({OUT: w[OUT][:1]}), r"1 of another shape \(e\.g\. transformer\.proj_out\.weight"),
     ],
 )
 def test_a_checkpoint_that_does_not_fit_is_refused(tmp_path, damage, reason):
