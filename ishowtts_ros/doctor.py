@@ -85,12 +85,31 @@ def compile_finding() -> Finding:
 def weights_findings(config: EngineConfig) -> list[Finding]:
     from ishowtts_ros.engines.f5.checkpoint import f5_unavailable_reason
 
-    reason = f5_unavailable_reason(config.checkpoint, config.vocoder)
+    reason = f5_unavailable_reason(config.checkpoint, config.vocoder, config.vocab, config.model)
     hub = hub_cache()
-
+    model = model_finding(config)
     if reason is None:
-        return [Finding("f5 weights", "ok", f"found (checkpoint {config.checkpoint or 'hub'}; hub cache {hub})")]
-    return [Finding("f5 weights", "warn", f"{reason}; looked in {hub}; get them with: ishowtts download")]
+        return [Finding("f5 weights", "ok", f"found (checkpoint {config.checkpoint or 'hub'}; hub cache {hub})"), model]
+    return [Finding("f5 weights", "warn", f"{reason}; looked in {hub}; get them with: ishowtts download"), model]
+
+
+def model_finding(config: EngineConfig) -> Finding:
+    """The F5 model the settings name, without loading it: its three settings, vocabulary size where the file is
+    at hand, and the license its model card states."""
+    from ishowtts_ros.engines.f5.cards import model_license
+    from ishowtts_ros.engines.f5.checkpoint import ModelSpec
+
+    try:
+        spec = ModelSpec.parse(config.checkpoint, config.vocab, config.model)
+    except ValueError as exc:
+        return Finding("f5 model", "fail", str(exc))
+    vocab = Path(spec.vocab) if spec.vocab and not spec.vocab.startswith("hf://") else None
+    size = (
+        f"; vocab of {len(vocab.read_text(encoding='utf-8').splitlines())} characters"
+        if vocab and vocab.is_file()
+        else ""
+    )
+    return Finding("f5 model", "info", f"{spec.settings}{size}; license: {model_license(spec)}")
 
 
 def hub_cache() -> str:

@@ -101,6 +101,10 @@ def test_the_engine_speaks_with_a_community_model_and_its_vocabulary(tmp_path):
     engine = F5Engine(F5Config(device="cpu", checkpoint=str(checkpoint), model=MODELS["tiny_v0"], vocoder="random"))
     try:
         assert engine.sampler.cfm.vocab_char_map["ü"] == GERMAN_CHARACTERS.index("ü")
+        facts = engine.describe()
+        assert facts["architecture"] == "DiT v0 layout: dim 64, depth 2, heads 4, positions on 1 head(s)"
+        assert facts["vocab_size"] == len(GERMAN_CHARACTERS) and facts["vocab"] == str(tmp_path / "vocab.txt")
+        assert facts["license"] == "unknown: see the model card of this checkpoint"
         result = engine.synthesize_all("Grüße aus Köln.", options={"nfe_step": 4, "seed": 1})
         assert result.audio_seconds > 0.2
     finally:

@@ -34,6 +34,8 @@ from ishowtts_ros.core.text import split_text
 from ishowtts_ros.core.voices import Voice
 from ishowtts_ros.engines.f5 import PLUGIN
 from ishowtts_ros.engines.f5.cache import persistent_compile_cache
+from ishowtts_ros.engines.f5.cards import model_license
+from ishowtts_ros.engines.f5.checkpoint import ModelSpec
 from ishowtts_ros.engines.f5.graphs import MAX_GRAPH_FRAMES, warmup_buckets
 from ishowtts_ros.engines.f5.lifecycle import CompileTurns
 from ishowtts_ros.engines.f5.models import UpstreamModule, load_models
@@ -175,6 +177,7 @@ class F5Engine(Engine):
         if self.compiled is False and settings.compile is None and self.device.type == "cuda":
             LOG.warning("torch.compile is off: %s", self.compile_note)
         self.compile_cache = persistent_compile_cache() if self.compiled else ""
+        self.model_spec = ModelSpec.parse(settings.checkpoint, settings.vocab, settings.model)
         started = time.perf_counter()
         cfm, vocoder = (
             models
@@ -249,6 +252,22 @@ class F5Engine(Engine):
             "vocoder_precision": self.vocoder_precision,
             **runtime_versions(),
             "checkpoint": self.settings.checkpoint or "hub",
+            **self.model_facts(),
+        }
+
+    def model_facts(self) -> dict[str, Any]:
+        """The model as loaded: its settings, its architecture read from the modules, its vocabulary size and the
+        license its model card states (``doctor`` shows the same without loading it)."""
+        dit = self.sampler.cfm.transformer
+        layout = "v1" if dit.text_embed.mask_padding else "v0"
+        pe_heads = dit.transformer_blocks[0].attn.processor.pe_attn_head
+        return {
+            "model": self.model_spec.settings.split("model=", 1)[1],
+            "architecture": f"DiT {layout} layout: dim {dit.dim}, depth {dit.depth}, heads "
+            f"{dit.transformer_blocks[0].attn.heads}" + (f", positions on {pe_heads} head(s)" if pe_heads else ""),
+            "vocab": self.model_spec.vocab or "upstream vocab.txt",
+            "vocab_size": len(self.sampler.cfm.vocab_char_map),
+            "license": model_license(self.model_spec),
         }
 
     def warmup(self, max_seconds: float = 22.0) -> None:
