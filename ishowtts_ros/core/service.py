@@ -308,7 +308,8 @@ class SpeechService:
         started = time.perf_counter()
         # Its submitter may still be publishing ``queued`` (the queue lock is not held while events go out).
         utterance.announced.wait(ANNOUNCE_WAIT_SECONDS)
-        self._emit("started", utterance, queue_depth=self.queue_depth)
+        # ``spoken`` and ``unsayable`` again: ``queued`` lacks them for text queued while the engine was loading.
+        self._emit("started", utterance, queue_depth=self.queue_depth, **self._spoken(utterance))
         self._set_speaking(True)
         samples = 0
         first_audio = None

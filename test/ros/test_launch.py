@@ -13,25 +13,17 @@ import unittest
 from pathlib import Path
 
 import pytest
+from support.launching import ROOT, launch, launch_testing_actions  # first: skips this module without launch_testing
 
-ROOT = Path(__file__).resolve().parents[2]
-INSTALL = ROOT / "build" / "colcon" / "install" / "ishowtts_ros"
-REASON = "launch_testing is not installed (a ROS 2 install has it; make test installs it from ../shared)"
-launch_testing_actions = pytest.importorskip("launch_testing.actions", reason=REASON)
-launch = pytest.importorskip("launch", reason=REASON)
-pytest.importorskip("launch_ros", reason=REASON)
-if not (INSTALL / "lib" / "ishowtts_ros" / "tts_node").exists():
-    pytest.skip(f"the package is not colcon-installed in {INSTALL} (make test does that)", allow_module_level=True)
-os.environ["AMENT_PREFIX_PATH"] = os.pathsep.join([str(INSTALL), os.environ.get("AMENT_PREFIX_PATH", "")])
-
-import rclpy  # noqa: E402
-from ishowtts_interfaces.msg import AudioChunk  # noqa: E402
-from launch.actions import IncludeLaunchDescription  # noqa: E402
-from launch.launch_description_sources import PythonLaunchDescriptionSource  # noqa: E402
-from rclpy.context import Context  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.utilities import try_shutdown  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
+# isort: split
+import rclpy
+from ishowtts_interfaces.msg import AudioChunk
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.utilities import try_shutdown
+from std_msgs.msg import String
 
 LAUNCH_FILE = ROOT / "launch" / "ishowtts.launch.py"
 CONFIG = {
