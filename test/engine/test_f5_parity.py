@@ -190,3 +190,31 @@ def test_sample_request_uses_upstream_duration_rule(tiny_engine):
     assert request.seed is None
     slow = tiny_engine.sample_request(ref, "Hi.", {"speed": 1.0, "seed": 3})
     assert slow.duration == ref.frames + int(ref.frames / ref.text_bytes * 3 / 0.3)
+
+
+#: Every architecture upstream ships for Vocos, both layouts and both sizes (community models are built on these).
+ARCHITECTURES = ["F5TTS_v1_Base", "F5TTS_Base", "F5TTS_v1_Small", "F5TTS_Small"]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_gpu_sampler_equals_upstream_cfm_sample_for_every_architecture(arch):
+    """The CUDA sampler (its attention kernel, fused positional conv and GELU epilogue) computes upstream
+    ``CFM.sample`` for the full-size model of each layout and size, fp32, same weights and seed."""
+    upstream, vocoder = random_models(arch, seed=7, device="cuda")
+    engine = F5Engine(
+        EngineConfig(device="cuda", precision="fp32", compile=False),
+        models=(copy.deepcopy(upstream), copy.deepcopy(vocoder)),
+    )
+    try:
+        ref = engine.reference(VoiceRegistry.load().get())
+        request = engine.sample_request(ref, GEN_TEXT, {"speed": 1.0, "seed": 1234})
+        expected, _ = upstream.to("cuda").sample(
+            cond=ref.cond[None].cuda(), text=convert_char_to_pinyin([ref.text + GEN_TEXT]),
+            duration=request.duration, steps=8, cfg_strength=2.0, sway_sampling_coef=-1.0, seed=1234,
+        )  # fmt: skip
+        got, _ = engine.sampler.sample([request], steps=8, cfg_strength=2.0, sway_sampling_coef=-1.0)
+        assert relative_error(got.float(), expected.float()) < 1e-3, engine.describe()["attention"]
+    finally:
+        engine.close()

@@ -57,8 +57,10 @@ def test_error_measure_detects_a_different_model():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_half_precisions_track_fp32_on_gpu_full_model():
-    found = engines("F5TTS_v1_Base", "cuda", ("fp32", "fp16", "bf16"))
+@pytest.mark.parametrize("arch", ["F5TTS_v1_Base", "F5TTS_Base", "F5TTS_Small"])
+def test_half_precisions_track_fp32_on_gpu_full_model(arch):
+    """Captured graphs and the half-precision kernels, for both layouts and both sizes."""
+    found = engines(arch, "cuda", ("fp32", "fp16", "bf16"))
     for precision in ("fp16", "bf16"):
         error = mel_relative_error(found[precision], found["fp32"], TEXT, nfe=8, seed=4)
         assert error <= QUALITY_TOLERANCE, f"{precision}: {error:.3e}"
