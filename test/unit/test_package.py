@@ -66,3 +66,16 @@ def test_float_parameters_have_a_step_that_divides_their_range():
         bounds = desc.floating_point_range[0]
         steps = (bounds.to_value - bounds.from_value) / bounds.step
         assert bounds.step > 0 and abs(steps - round(steps)) < 1e-9, desc.name
+
+
+def test_the_languages_file_gives_each_namespace_node_parameters_only():
+    import yaml
+
+    from ishowtts_ros.engines.f5 import PLUGIN
+    from ishowtts_ros.ros.parameters import LIVE_PARAMETERS, STARTUP_PARAMETERS
+
+    models = yaml.safe_load((ROOT / "config" / "languages.yaml").read_text(encoding="utf-8"))
+    assert len(models) >= 2
+    known = {*LIVE_PARAMETERS, *STARTUP_PARAMETERS, *PLUGIN.options}
+    for namespace, parameters in models.items():
+        assert set(parameters or {}) <= known, namespace
