@@ -212,6 +212,27 @@ def test_espeak_server(tmp_path):
         log.close()
 
 
+def test_a_community_model_with_its_own_vocabulary_serves_home_assistant(tmp_path):
+    """A German model (v0 layout, its vocab.txt beside the checkpoint) through the server's own flags."""
+    from support.engines import save_community_model
+
+    model = ('{"dim": 64, "depth": 2, "heads": 4, "ff_mult": 2, "text_dim": 32, "text_mask_padding": false, '
+             '"conv_layers": 1, "pe_attn_head": 1}')  # fmt: skip
+    checkpoint = save_community_model(tmp_path, model)
+    process, port, log = start_wyoming_server(
+        tmp_path, "--engine", "f5", "--checkpoint", str(checkpoint), "--model", model, "--device", "cpu",
+        "--vocoder", "random", "--nfe-step", "4", "--no-warmup",
+    )  # fmt: skip
+    try:
+        samples, rate = audio_of(run(exchange(port, [Synthesize(text="Grüße aus Köln.")])))
+        assert rate == 24000 and len(samples) > rate // 5
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+    assert "does not fit" not in (tmp_path / f"wyoming-{port}.log").read_text()
+
+
 def reset_after_synthesize(port: int, text: str) -> None:
     """A careless client: asks for speech, then drops the connection with a TCP reset before reading anything."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
