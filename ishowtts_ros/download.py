@@ -64,21 +64,18 @@ def fetch(repo: str, filename: str, folder: Path | None) -> Path:
     from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    present = (folder / Path(filename).name) if folder is not None else try_to_load_from_cache(repo, filename)
+    present = (folder / filename) if folder is not None else try_to_load_from_cache(repo, filename)
     if isinstance(present, (str, Path)) and Path(present).is_file():
         return Path(present)
     unreachable = hub_unreachable()
     if unreachable:
         raise DownloadError(f"cannot reach the Hugging Face hub for {repo}/{filename}: {unreachable}")
     try:
-        path = Path(hf_hub_download(repo, filename, local_dir=folder, etag_timeout=5))
+        return Path(hf_hub_download(repo, filename, local_dir=folder, etag_timeout=5))
     except LocalEntryNotFoundError as exc:
         raise DownloadError(f"cannot reach the Hugging Face hub for {repo}/{filename} ({exc})") from None
     except (HfHubHTTPError, OSError) as exc:
         raise DownloadError(f"{repo}/{filename}: {type(exc).__name__}: {exc}") from None
-    if folder is not None and path != folder / path.name:  # hub folders flattened: the copy holds what the help says
-        path = path.replace(folder / path.name)
-    return path
 
 
 def hub_unreachable(timeout: float = 3.0) -> str | None:
