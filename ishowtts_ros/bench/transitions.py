@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench_output"))
+    parser.add_argument("--close-only", action="store_true", help="only time close() during the first compile")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("bench.transitions needs a CUDA GPU", file=sys.stderr)
@@ -187,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     def save(report: dict[str, Any]) -> None:  # after each stage: a run cut short still leaves its figures
         (args.out / "transitions.json").write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
 
+    if args.close_only:
+        report = {"device": torch.cuda.get_device_name(), "close_while_compiling": close_while_compiling()}
+        save(report)
+        print(json.dumps(report))
+        return 0
     report = run(args.reps, save)
     save(report)
     print(table(report))
