@@ -42,6 +42,7 @@ def save_community_model(folder: Path, model: str, seed: int = 5) -> Path:
     """A random model of the ``model`` setting (a config name or a model card's config) with the German vocabulary,
     saved as upstream's trainer saves one (EMA-prefixed fp16 safetensors, with its counters) beside its vocab.txt, as
     the model cards ship them; returns the checkpoint's path."""
+    import torch
     from safetensors.torch import save_file
 
     from ishowtts_ros.engines.f5.checkpoint import ModelSpec
@@ -53,14 +54,8 @@ def save_community_model(folder: Path, model: str, seed: int = 5) -> Path:
     cfm, _ = random_models(spec.arch, seed, keys=spec.keys, vocab_file=str(vocab))
     weights = {f"ema_model.{name}": value.half().contiguous() for name, value in cfm.state_dict().items()}
     path = folder / "model_last.safetensors"
-    save_file({**weights, "initted": torch_tensor(True), "step": torch_tensor(1000)}, str(path))
+    save_file({**weights, "initted": torch.tensor(True), "step": torch.tensor(1000)}, str(path))
     return path
-
-
-def torch_tensor(value: Any) -> Any:
-    import torch
-
-    return torch.tensor(value)
 
 
 REFERENCE_TEXT = "Some call me nature, others call me mother nature."
