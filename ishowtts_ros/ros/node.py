@@ -164,7 +164,7 @@ class TtsNode(Node):
         name = self.plugin.name if self.plugin is not None else self.get_parameter("engine").value
         self.get_logger().info(f"loading engine {name}...")
         try:
-            engine = self._build_engine(name)
+            engine = self._build_engine()
         except Exception as exc:
             reason = str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}"
             self.get_logger().error(f"engine {name} failed to load: {reason}")
@@ -194,7 +194,7 @@ class TtsNode(Node):
             return
         self.get_logger().info(f"Wyoming TTS server for Home Assistant on {uri} (sharing this node's engine)")
 
-    def _build_engine(self, name: str) -> Engine:
+    def _build_engine(self) -> Engine:
         if self.plugin is None:
             raise EngineError(self.plugin_error)
         engine = self.plugin.load()(self._config())
