@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ishowtts_ros.core.errors import EngineError
 from ishowtts_ros.engines.arguments import add_engine_arguments, add_option_arguments, chosen_options, engine_config
-from ishowtts_ros.engines.registry import available_engines, create_engine
+from ishowtts_ros.engines.registry import create_engine, plugins
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 console = Console(stderr=True)
@@ -176,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EngineError as exc:
         console.print(f"[red]error:[/] {exc}")
         if "unknown engine" in str(exc):
-            console.print(f"installed engines: {', '.join(sorted(available_engines()))}")
+            for plugin in plugins().values():
+                console.print(f"  {plugin.name}: {plugin.summary}")
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         return 130

@@ -70,7 +70,7 @@ def test_bad_input_exits_2_with_a_clear_message(tmp_path):
     assert "unknown voice 'nobody'" in result.stderr
     result = run_cli("say", "Hello.", "--engine", "piper")
     assert result.returncode == 2
-    assert "unknown engine 'piper'" in result.stderr
+    assert "unknown engine 'piper'" in result.stderr and "espeak: espeak-ng formant speech" in result.stderr
     result = run_cli("say", "   ", "--engine", "espeak", "--out", str(tmp_path / "y.wav"))
     assert result.returncode == 2 and "text is empty" in result.stderr
 
