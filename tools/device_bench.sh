@@ -5,6 +5,8 @@
 # Usage: tools/device_bench.sh <command...>   e.g. tools/device_bench.sh python3 -m ishowtts_ros.bench.run --out "$OUT"
 set -euo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+# the engines are found through the package's entry points, as on an installed system: write its metadata beside it
+python3 setup.py -q egg_info --egg-base /tmp/site >/dev/null
 mkdir -p /tmp/stubs/wandb /tmp/stubs/datasets
 : > /tmp/stubs/wandb/__init__.py
 printf 'Dataset = object\n\n\ndef load_from_disk(*args, **kwargs):\n    raise ImportError("datasets is not installed")\n' \
