@@ -113,7 +113,7 @@ class TtsClient:
         self.publishers: dict[str, Any] = {}
         self.texts_sent = 0  # by say(); the node's texts_received diagnostics count the same messages
         self._seen_in_graph: set[str] = set()
-        # Plain parameter service clients: rclpy.parameter_client exists only from Iron on.
+        # Plain parameter service clients, the only kind Humble's rclpy offers.
         self._get_parameters: Any = self.node.create_client(GetParameters, f"{self.target}/get_parameters")
         self._set_parameters: Any = self.node.create_client(SetParameters, f"{self.target}/set_parameters")
         self._describe_parameters: Any = self.node.create_client(
@@ -244,8 +244,9 @@ class TtsClient:
     def _matched(self, subscription: Any) -> bool:
         """Whether a publisher is matched to ``subscription``: exact where rclpy can say (Jazzy on), else from the
         graph (Humble)."""
-        if hasattr(subscription, "get_publisher_count"):
-            return subscription.get_publisher_count() > 0
+        publisher_count = getattr(subscription, "get_publisher_count", None)  # absent from Humble's rclpy
+        if publisher_count is not None:
+            return publisher_count() > 0
         return self._settled_in_graph(subscription.topic_name)
 
     def _settled_in_graph(self, topic: str) -> bool:
