@@ -19,10 +19,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+READY_LINE = "Wyoming TTS server ready on"  # logged by ishowtts_ros.wyoming.server once it listens
+
+
 def start_wyoming_server(
     folder: Path, *engine_args: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen, int, IO[str]]:
-    """``ishowtts wyoming`` on a free loopback port, once it accepts connections: (process, port, its log)."""
+    """``ishowtts wyoming`` on a free loopback port, once it accepts connections: (process, port, its log).
+
+    Ready is read from the server's log, not probed with a connection: the server counts a probe against
+    ``--max-connections`` until it has seen it close, which a loaded machine can delay past the test's own clients."""
     port = free_port()
     log_path = folder / f"wyoming-{port}.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed by the caller
@@ -35,11 +41,9 @@ def start_wyoming_server(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert process.poll() is None, log_path.read_text()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        if READY_LINE in log_path.read_text():
             return process, port, log
-        except OSError:
-            time.sleep(0.3)
+        time.sleep(0.3)
     process.kill()
     raise AssertionError(f"Wyoming server did not start; log:\n{log_path.read_text()}")
 
